@@ -8,6 +8,7 @@ line and what was expected.
 
 from __future__ import annotations
 
+import gzip
 import itertools
 import math
 import os
@@ -190,10 +191,11 @@ def _canonical(p: ChimesParams):
 
 # ===================================================================== reading
 def read_params(path) -> ChimesParams:
-    """Read a ChIMES parameter file (``params.txt`` or ``.reduced``)."""
+    """Read a ChIMES parameter file (``params.txt``, ``.reduced``; gzip-compressed when named ``*.gz``)."""
     path = os.fspath(path)
+    opener = gzip.open if path.endswith(".gz") else open
     try:
-        with open(path) as handle:
+        with opener(path, "rt") as handle:
             text = handle.read()
     except OSError as exc:
         raise ParamsFormatError(path, None, f"cannot open parameter file ({exc.strerror})") from exc
