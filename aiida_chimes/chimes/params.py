@@ -228,8 +228,8 @@ class _Lines:
         self.end = end
         self.end_missing = end == len(self.raw)
 
-    def error(self, message: str, lineno: int | None = None):
-        if lineno is None:
+    def error(self, message: str, lineno: int | None | str = "current"):
+        if lineno == "current":
             lineno = min(self.pos, len(self.raw)) or None
         raise ParamsFormatError(self.filename, lineno, message)
 
@@ -244,7 +244,7 @@ class _Lines:
             toks = _strip(line).split()
             if toks:
                 return self.pos, line, toks
-        self.error(f"unexpected end of file: expected {what}", lineno=self.end if self.end else None)
+        self.error(f"unexpected end of file: expected {what}", lineno=self.end + 1)
 
     def peek_nonblank(self) -> tuple[int, str, list[str]] | None:
         save = self.pos
@@ -262,9 +262,12 @@ class _Lines:
 
 def _to_int(lines: _Lines, tok: str, lineno: int, what: str) -> int:
     try:
-        return int(tok)
+        value = int(tok)
     except ValueError:
         lines.error(f"expected an integer for {what}, found {tok!r}", lineno)
+    if abs(value) >= 2**31:
+        lines.error(f"{what} {tok} is out of range", lineno)
+    return value
 
 
 def _to_float(lines: _Lines, tok: str, lineno: int, what: str) -> float:
@@ -355,6 +358,8 @@ def parse_params(text: str, filename: str = "<string>") -> ChimesParams:
                 idx = _to_int(lines, t[0], ln, "the atom type index")
                 if idx != i:
                     lines.error(f"atom type index {idx} out of order: expected {i}", ln)
+                if any(t[1] == x.symbol for x in types):
+                    lines.error(f"atom type symbol {t[1]!r} is given twice: atom type symbols are not unique", ln)
                 types.append(AtomType(t[1], t[2], _to_float(lines, t[3], ln, "the atom mass")))
             continue
         if "# PAIRIDX #" in raw:
@@ -368,6 +373,10 @@ def parse_params(text: str, filename: str = "<string>") -> ChimesParams:
                 idx = _to_int(lines, t[0], ln, "the pair index")
                 if idx != i:
                     lines.error(f"pair index {idx} out of order: expected {i}", ln)
+                for sym in t[1:3]:
+                    if sym not in [x.symbol for x in types]:
+                        lines.error(f"pair {i} uses element {sym!r}, which is not an atom type "
+                                    f"({' '.join(x.symbol for x in types)})", ln)
                 sdelta = _to_float(lines, t[5], ln, "S_DELTA") if len(t) == 8 else None
                 chb = t[-2]
                 if chb != "MORSE":
@@ -376,7 +385,8 @@ def parse_params(text: str, filename: str = "<string>") -> ChimesParams:
                 pt = PairType(t[1], t[2], _to_float(lines, t[3], ln, "S_MINIM"), _to_float(lines, t[4], ln, "S_MAXIM"),
                               _to_float(lines, t[-1], ln, "MORSE_LAMBDA"), sdelta, chb)
                 if not 0 <= pt.s_minim <= pt.s_maxim:
-                    lines.error(f"pair {pt.name}: need 0 <= S_MINIM <= S_MAXIM, found {pt.s_minim} and {pt.s_maxim}", ln)
+                    lines.error(f"pair {pt.name}: need 0 <= S_MINIM <= S_MAXIM, "
+                                f"found {pt.s_minim} and {pt.s_maxim}", ln)
                 if pt.morse_lambda <= 0:
                     lines.error(f"pair {pt.name}: MORSE_LAMBDA must be positive, found {pt.morse_lambda}", ln)
                 pairs.append(pt)
@@ -408,16 +418,25 @@ def parse_params(text: str, filename: str = "<string>") -> ChimesParams:
             once("ATOM PAIRS", lineno)
             _expect_tokens(lines, toks, 3, lineno, "'ATOM PAIRS: M'")
             n_pairs = _to_int(lines, toks[2], lineno, "the number of atom pairs")
+            if n_types is not None and n_pairs != n_types * (n_types + 1) // 2:
+                lines.error(f"'ATOM PAIRS: {n_pairs}' does not match {n_types} atom types "
+                            f"(expected {n_types * (n_types + 1) // 2})", lineno)
             continue
         if body.startswith("ATOM PAIR TRIPLETS:"):
             once("ATOM PAIR TRIPLETS", lineno)
             _expect_tokens(lines, toks, 4, lineno, "'ATOM PAIR TRIPLETS: T'")
             n_trip = _to_int(lines, toks[3], lineno, "the number of triplet types")
+            if n_types is not None and n_trip not in (0, _n_clusters(n_types, 3)):
+                lines.error(f"'ATOM PAIR TRIPLETS: {n_trip}' does not match {n_types} atom types "
+                            f"(expected {_n_clusters(n_types, 3)})", lineno)
             continue
         if body.startswith("ATOM PAIR QUADRUPLETS:"):
             once("ATOM PAIR QUADRUPLETS", lineno)
             _expect_tokens(lines, toks, 4, lineno, "'ATOM PAIR QUADRUPLETS: Q'")
             n_quad = _to_int(lines, toks[3], lineno, "the number of quadruplet types")
+            if n_types is not None and n_quad not in (0, _n_clusters(n_types, 4)):
+                lines.error(f"'ATOM PAIR QUADRUPLETS: {n_quad}' does not match {n_types} atom types "
+                            f"(expected {_n_clusters(n_types, 4)})", lineno)
             continue
         if body.startswith("FCUT TYPE:"):
             once("FCUT TYPE", lineno)
@@ -462,7 +481,8 @@ def parse_params(text: str, filename: str = "<string>") -> ChimesParams:
                 for i in range(count):
                     ln, _, t = lines.next_nonblank(f"SPECIFIC entry {i + 1} of {count}")
                     _expect_tokens(lines, t, 1 + 2 * npair, ln,
-                                   f"a SPECIAL {key[0]} entry 'KEY {npair} pair names {npair} cutoffs'")
+                                   f"SPECIAL {key[0]} entry {i + 1} of the {count} announced on line {lineno} "
+                                   f"('KEY {npair} pair names {npair} cutoffs')")
                     vals = tuple(_to_float(lines, x, ln, "a special cutoff") for x in t[1 + npair:])
                     entries.append((t[0], tuple(t[1:1 + npair]), vals))
                     seen_line[f"special-entry-{key}-{i}"] = ln
@@ -504,11 +524,11 @@ def parse_params(text: str, filename: str = "<string>") -> ChimesParams:
             continue
         if body.startswith("TRIPLET CHEBYSHEV PARAMS"):
             once("TRIPLET CHEBYSHEV PARAMS", lineno)
-            triplets = [_read_block(lines, "TRIPLETTYPE", 3, i, orders) for i in range(n_trip)]
+            triplets = [_read_block(lines, "TRIPLETTYPE", 3, i, orders, seen_line) for i in range(n_trip)]
             continue
         if body.startswith("QUADRUPLET CHEBYSHEV PARAMS"):
             once("QUADRUPLET CHEBYSHEV PARAMS", lineno)
-            quads = [_read_block(lines, "QUADRUPLETYPE", 4, i, orders) for i in range(n_quad or 0)]
+            quads = [_read_block(lines, "QUADRUPLETYPE", 4, i, orders, seen_line) for i in range(n_quad or 0)]
             continue
         if toks[0] in ("PAIRMAPS:", "TRIPMAPS:", "QUADMAPS:"):
             name = toks[0][:-1]
@@ -582,7 +602,7 @@ def parse_params(text: str, filename: str = "<string>") -> ChimesParams:
     return params
 
 
-def _read_block(lines: _Lines, kind: str, natoms: int, i: int, orders) -> ClusterBlock:
+def _read_block(lines: _Lines, kind: str, natoms: int, i: int, orders, seen_line) -> ClusterBlock:
     """Read one TRIPLETTYPE/QUADRUPLETYPE block starting at the cursor."""
     npair = natoms * (natoms - 1) // 2
     order = orders[1] if natoms == 3 else orders[2]
@@ -597,7 +617,9 @@ def _read_block(lines: _Lines, kind: str, natoms: int, i: int, orders) -> Cluste
     if idx != i:
         lines.error(f"block index {idx} out of order: expected {i}", ln)
     atoms = tuple(t[3:])
+    seen_line[f"{kind}-{i}-atoms"] = ln
     ln_pairs, _, t = lines.next_nonblank("'PAIRS: ... UNIQUE: u TOTAL: n' or 'PAIRS: ... EXCLUDED:'")
+    seen_line[f"{kind}-{i}-pairs"] = ln_pairs
     if len(t) == 2 + npair and t[0] == "PAIRS:" and t[-1] == "EXCLUDED:":
         empty_i = np.zeros((0, npair), dtype=np.int64)
         return ClusterBlock(idx, atoms, tuple(t[1:1 + npair]), True, 0, empty_i, np.zeros(0, np.int64),
@@ -617,10 +639,12 @@ def _read_block(lines: _Lines, kind: str, natoms: int, i: int, orders) -> Cluste
             lines.error(f"expected the column header ('index | powers | ...') or a dashes line, found "
                         f"{raw.strip()!r}", ln)
     ncol = 1 + npair + 3
-    powers = np.empty((total, npair), dtype=np.int64)
-    equiv = np.empty(total, dtype=np.int64)
-    param = np.empty(total, dtype=np.int64)
-    values = np.empty(total)
+    # a file cannot hold more rows than it has lines: a huge TOTAL fails at the line where rows run out
+    room = min(total, lines.end - lines.pos)
+    powers = np.empty((room, npair), dtype=np.int64)
+    equiv = np.empty(room, dtype=np.int64)
+    param = np.empty(room, dtype=np.int64)
+    values = np.empty(room)
     for r in range(total):
         ln, _, t = lines.next_nonblank(f"coefficient row {r + 1} of TOTAL {total} in {kind} block {i}")
         if len(t) != ncol:
@@ -687,11 +711,11 @@ def _validate_clusters(p: ChimesParams, lines: _Lines, seen_line: dict[str, int]
             for s in b.atoms:
                 if s not in symbols:
                     lines.error(f"{kind} block {b.index} uses element {s!r}, which is not an atom type {symbols}",
-                                lineno=None)
+                                seen_line.get(f"{kind}-{b.index}-atoms"))
             for nm in b.pairs:
                 if nm not in all_names:
                     lines.error(f"{kind} block {b.index} uses pair {nm!r}, not a pair of the atom types {symbols}",
-                                lineno=None)
+                                seen_line.get(f"{kind}-{b.index}-pairs"))
     if p.orders[1] > 0:
         check_map("TRIPMAPS", 3, p.triplets)
     if p.orders[2] > 0:
@@ -726,8 +750,6 @@ def format_params(p: ChimesParams) -> str:
     w = out.append
     for c in p.comments:
         w(c)
-    if p.comments:
-        w("!")
     for k, v in p.flags.items():
         w(f"{k}: {v}".rstrip())
     w("")
@@ -782,7 +804,7 @@ def format_params(p: ChimesParams) -> str:
     for i, q in enumerate(p.pairs):
         w(f"PAIRTYPE PARAMS: {i} {q.atom1} {q.atom2}")
         w("")
-        for pw, c in zip(p.pair_powers[i], p.pair_coeffs[i]):
+        for pw, c in zip(p.pair_powers[i], p.pair_coeffs[i], strict=False):
             w(f"{int(pw)} {_num(c)}")
         if p.pair_charges and p.pair_charges[i]:
             w(p.pair_charges[i])

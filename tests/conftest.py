@@ -1,0 +1,11 @@
+"""Shared pytest configuration.  The data helpers live in :mod:`tests.helpers` (importable from tests)."""
+
+import pytest
+
+from tests.helpers import DATA_DIR, FORCE_FIELDS, force_field_path  # noqa: F401  (re-exported)
+
+
+@pytest.fixture(scope="session")
+def data_dir():
+    """Folder of the checked-in test data (``tests/data``)."""
+    return DATA_DIR
