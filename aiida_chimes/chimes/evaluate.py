@@ -54,10 +54,10 @@ class _ClusterTables:
     lam: np.ndarray
     xavg: np.ndarray
     xdiff: np.ndarray
-    row_start: np.ndarray  # (nblock + 1,)
-    row_pow: np.ndarray  # (nrows, npair) sorted lexicographically
-    row_coef: np.ndarray
-    row_diff: np.ndarray  # first level where the row's powers differ from the previous row
+    row_start: np.ndarray  # (nblock + 1,) start of each block's groups
+    row_pow: np.ndarray  # (ngroups, npair - 1) powers of the first npair-1 slots, sorted lexicographically
+    row_coef: np.ndarray  # (ngroups, order) coefficient of each last-slot power (dense)
+    row_diff: np.ndarray  # first level where a group's prefix differs from the previous group
     max_order: int
     rcut: float
 
@@ -182,9 +182,10 @@ class ChimesModel:
             else:
                 raise ValueError(f"{p.source}: map key {key} points to block {b} (atoms {' '.join(blk.atoms)}), "
                                  f"which does not match the atom types {[self.symbols[t] for t in tt]}")
-        # rows: sort, merge duplicates, drop exact zeros, record the trie divergence level
+        # rows: sort, merge duplicates, drop exact zeros; group by the prefix of the first npair-1 powers
         starts = [0]
         pows, coefs, diffs = [], [], []
+        width = max(order, 1)
         for blk in blocks:
             if blk.excluded or blk.total == 0:
                 starts.append(starts[-1])
@@ -194,21 +195,27 @@ class ChimesModel:
             np.add.at(c, inv.ravel(), blk.values)
             keep = c != 0.0
             uniq, c = uniq[keep], c[keep]
-            d = np.zeros(len(uniq), dtype=np.int64)
-            if len(uniq) > 1:
-                neq = uniq[1:] != uniq[:-1]
-                d[1:] = np.argmax(neq, axis=1)
-            pows.append(uniq)
-            coefs.append(c)
+            prefix = uniq[:, :-1]
+            new = np.ones(len(uniq), dtype=bool)
+            new[1:] = np.any(prefix[1:] != prefix[:-1], axis=1)
+            group = np.cumsum(new) - 1
+            gp = prefix[new]
+            dense = np.zeros((len(gp), width))
+            dense[group, uniq[:, -1]] = c
+            d = np.zeros(len(gp), dtype=np.int64)
+            if len(gp) > 1:
+                d[1:] = np.argmax(gp[1:] != gp[:-1], axis=1)
+            pows.append(gp)
+            coefs.append(dense)
             diffs.append(d)
-            starts.append(starts[-1] + len(uniq))
-        row_pow = np.ascontiguousarray(np.concatenate(pows)) if pows else np.zeros((0, npair), np.int64)
+            starts.append(starts[-1] + len(gp))
+        row_pow = np.concatenate(pows) if pows else np.zeros((0, npair - 1), np.int64)
         rcut = float(rout[used].max()) if used.any() else 0.0
         return _ClusterTables(
             block_of=block_of, slot_pair=slot_pair, rin=rin, rout=rout, lam=lam, xavg=xavg, xdiff=xdiff,
-            row_start=np.array(starts, dtype=np.int64), row_pow=row_pow.astype(np.int64),
-            row_coef=np.concatenate(coefs) if coefs else np.zeros(0),
-            row_diff=np.concatenate(diffs) if diffs else np.zeros(0, np.int64),
+            row_start=np.array(starts, dtype=np.int64), row_pow=np.ascontiguousarray(row_pow, dtype=np.uint8),
+            row_coef=np.ascontiguousarray(np.concatenate(coefs)) if coefs else np.zeros((0, width)),
+            row_diff=(np.concatenate(diffs) if diffs else np.zeros(0)).astype(np.uint8),
             max_order=max(order - 1, 0), rcut=rcut,
         )
 
@@ -277,8 +284,8 @@ def _empty_tables(nbody: int, nt: int) -> _ClusterTables:
         slot_pair=np.zeros((nt,) * nbody + (npair,), dtype=np.int64),
         rin=np.zeros((1, npair)), rout=np.zeros((1, npair)), lam=np.ones((1, npair)),
         xavg=np.zeros((1, npair)), xdiff=np.ones((1, npair)),
-        row_start=np.zeros(2, dtype=np.int64), row_pow=np.zeros((1, npair), dtype=np.int64),
-        row_coef=np.zeros(1), row_diff=np.zeros(1, dtype=np.int64), max_order=0, rcut=0.0,
+        row_start=np.zeros(2, dtype=np.int64), row_pow=np.zeros((1, npair - 1), dtype=np.uint8),
+        row_coef=np.zeros((1, 1)), row_diff=np.zeros(1, dtype=np.uint8), max_order=0, rcut=0.0,
     )
 
 
@@ -289,41 +296,61 @@ def load_model(path) -> ChimesModel:
 
 # ====================================================================== numba kernels
 @njit(cache=True, inline="always")
-def _tree_sum(r0, r1, pows, coefs, diffs, L, T, dT, G, S, P):
-    """Sum_m c_m prod_k T[k, p_mk] over rows r0..r1 and its derivative G[k] w.r.t. the distance of slot k."""
-    total = 0.0
+def _tree_sum(g0, g1, pows, coefs, diffs, L, T, dT, G, S, P):
+    """Sum_m c_m prod_k T[k, p_mk] over the rows of groups g0..g1, and its derivative G[k] w.r.t. slot k.
+
+    The sorted rows form a prefix tree over the levels (pair slots) 0..L-1.  A group is one node of level
+    L-2 with its children stored densely (``coefs[g, p]`` for last-level power p), so the last level costs two
+    short dot products.  Inner nodes are closed when the next group's divergence level ``diffs[g]`` shows
+    their subtree is complete (reverse accumulation: P = prefix products, S = subtree sums).
+    """
     for k in range(L):
         G[k] = 0.0
+    if g1 <= g0:
+        return 0.0
+    lm = L - 1
+    lg = L - 2
+    width = coefs.shape[1]
+    total = 0.0
     P[0] = 1.0
-    for m in range(r0, r1):
-        if m > r0:
-            d = diffs[m]
-            for k in range(L - 1, d - 1, -1):
-                pk = pows[m - 1, k]
-                s = S[k]
-                G[k] += P[k] * dT[k, pk] * s
-                v = T[k, pk] * s
+    for g in range(g0, g1):
+        d = diffs[g]
+        if g > g0:
+            for k in range(lg - 1, d - 1, -1):
+                pk = pows[g - 1, k]
+                sk = S[k]
+                G[k] += P[k] * dT[k, pk] * sk
+                v = T[k, pk] * sk
                 if k > 0:
                     S[k - 1] += v
                 else:
                     total += v
-            d0 = d
-        else:
-            d0 = 0
-        for k in range(d0, L - 1):
+        for k in range(d, lg):
             S[k] = 0.0
-            P[k + 1] = P[k] * T[k, pows[m, k]]
-        S[L - 1] = coefs[m]
-    if r1 > r0:
-        for k in range(L - 1, -1, -1):
-            pk = pows[r1 - 1, k]
-            s = S[k]
-            G[k] += P[k] * dT[k, pk] * s
-            v = T[k, pk] * s
-            if k > 0:
-                S[k - 1] += v
-            else:
-                total += v
+            P[k + 1] = P[k] * T[k, pows[g, k]]
+        s_t = 0.0
+        s_d = 0.0
+        for w in range(width):
+            c = coefs[g, w]
+            s_t += c * T[lm, w]
+            s_d += c * dT[lm, w]
+        pk = pows[g, lg]
+        G[lm] += P[lg] * T[lg, pk] * s_d
+        G[lg] += P[lg] * dT[lg, pk] * s_t
+        v = T[lg, pk] * s_t
+        if lg > 0:
+            S[lg - 1] += v
+        else:
+            total += v
+    for k in range(lg - 1, -1, -1):
+        pk = pows[g1 - 1, k]
+        sk = S[k]
+        G[k] += P[k] * dT[k, pk] * sk
+        v = T[k, pk] * sk
+        if k > 0:
+            S[k - 1] += v
+        else:
+            total += v
     return total
 
 
