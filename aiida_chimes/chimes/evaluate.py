@@ -375,7 +375,7 @@ def _add_pair(c, a, b, dedr, r, dx, dy, dz, forces, virial):
 
 
 @njit(cache=True)
-def _cluster(nb, ids, rr, dd, types, blk, sp, rin, rout, lam, xavg, xdiff, row_start, row_pow, row_coef,
+def _cluster(nb, rr, blk, sp, rin, rout, lam, xavg, xdiff, row_start, row_pow, row_coef,
              row_diff, order, fct, fvar, T, dT, fc, dfc, G, S, P, dedr):
     """Energy of one cluster of nb atoms (runtime pair distances rr) into dedr[pairs]; returns energy or 0."""
     npair = nb * (nb - 1) // 2
@@ -424,8 +424,6 @@ def _evaluate_kernel(types, parent, start, nj, nr, ndr, s3, i3, s4, i4,
         P = np.empty(7)
         rr = np.empty(6)
         dedr = np.empty(6)
-        dd = np.empty((6, 3))
-        ids = np.empty(4, dtype=np.int64)
         i0 = c * n // nchunk
         i1 = (c + 1) * n // nchunk
         for i in range(i0, i1):
@@ -486,7 +484,7 @@ def _evaluate_kernel(types, parent, start, nj, nr, ndr, s3, i3, s4, i4,
                         rr[0] = nr[qa]
                         rr[1] = nr[qb]
                         rr[2] = rjk
-                        e, ok = _cluster(3, ids, rr, dd, types, blk, sp3[ti, tj, tk], rin3, rout3, lam3, xavg3,
+                        e, ok = _cluster(3, rr, blk, sp3[ti, tj, tk], rin3, rout3, lam3, xavg3,
                                          xdiff3, rs3, rp3, rc3_, rd3, o3, fct, fvar, T, dT, fc, dfc, G, S, P, dedr)
                         if not ok:
                             continue
@@ -551,7 +549,7 @@ def _evaluate_kernel(types, parent, start, nj, nr, ndr, s3, i3, s4, i4,
                             rr[3] = rjk
                             rr[4] = rjl
                             rr[5] = rkl
-                            e, ok = _cluster(4, ids, rr, dd, types, blk, sp4[ti, tj, tk, tl], rin4, rout4, lam4,
+                            e, ok = _cluster(4, rr, blk, sp4[ti, tj, tk, tl], rin4, rout4, lam4,
                                              xavg4, xdiff4, rs4, rp4, rc4_, rd4, o4, fct, fvar, T, dT, fc, dfc,
                                              G, S, P, dedr)
                             if not ok:
