@@ -55,7 +55,7 @@ def _bin_points(ext, rcut):
     for d in range(3):
         lo[d] = ext[:, d].min() - 1e-9
         span = ext[:, d].max() + 1e-9 - lo[d]
-        nbin[d] = max(1, min(int(span / rcut), 256))
+        nbin[d] = max(1, min(int(span / rcut), 100))
     width = np.empty(3)
     for d in range(3):
         width[d] = (ext[:, d].max() + 1e-9 - lo[d]) / nbin[d]
