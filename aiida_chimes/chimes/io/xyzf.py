@@ -162,7 +162,7 @@ def write_xyzf(path, frames, mode: str = "w") -> None:
             handle.write(" ".join(head) + "\n")
             forces = np.asarray(frame.forces) / KCALMOL_A_PER_HARTREE_BOHR
             for s, r, f in zip(frame.symbols, frame.positions, forces, strict=True):
-                handle.write(f"{s} {r[0]!r} {r[1]!r} {r[2]!r} {f[0]!r} {f[1]!r} {f[2]!r}\n")
+                handle.write(" ".join([s, *(repr(float(x)) for x in (*r, *f))]) + "\n")
 
 
 def read_temps(path, nframes: int | None = None) -> np.ndarray:
