@@ -424,9 +424,9 @@ def _evaluate_kernel(types, parent, start, nj, nr, ndr, s3, i3, s4, i4,
         P = np.empty(7)
         rr = np.empty(6)
         dedr = np.empty(6)
-        i0 = c * n // nchunk
-        i1 = (c + 1) * n // nchunk
-        for i in range(i0, i1):
+        # atoms are dealt round-robin: low indices own more clusters (half lists), so contiguous
+        # blocks would leave one thread with most of the work
+        for i in range(c, n, nchunk):
             ti = types[i]
             energy[c] += offsets[ti]
             eatom[c, i] += offsets[ti]
