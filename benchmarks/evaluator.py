@@ -611,8 +611,10 @@ def build_report(args, results, work, cold, info, command) -> str:
         L.append(
             "\nBalance: share of the many-body rows computed from home atoms in the first half of the atom "
             "indices (the half neighbour list keeps neighbours with a higher index, so low indices carry more "
-            "clusters; contiguous static halves of the atoms on 2 threads then cap the speed-up at "
-            "1/max(share, 1 − share)): " + ", ".join(shares) + "."
+            "clusters; contiguous halves of the atoms on 2 threads would cap the speed-up at "
+            "1/max(share, 1 − share); the evaluator therefore deals atoms round-robin to its 16 work chunks): "
+            + ", ".join(shares)
+            + "."
         )
     if all(w and "error" not in w and w["rows"] == w["filerows"] for w in (work.get(c) for c in args.cases)):
         L.append("\n'rows' = 'file rows' here: these files list no power row twice within a cluster type.")
