@@ -85,25 +85,14 @@ def naive_flops_per_row(npair: int) -> int:
 
 # ============================================================================ configurations
 def read_configuration(path: Path):
-    """(symbols, positions, cell) of the first frame of an .xyz (9 cell numbers on line 2) or .xyzf file
-    (``NON_ORTHO`` + 9 cell numbers, then stresses and energy; atom lines carry forces after x y z)."""
-    lines = Path(path).read_text().splitlines()
-    n = int(lines[0].split()[0])
-    tok = lines[1].split()
-    if tok and tok[0].upper().startswith("NON_ORTHO"):
-        tok = tok[1:]
-    if len(tok) >= 9:
-        cell = np.array(tok[:9], dtype=float).reshape(3, 3)
-    elif len(tok) >= 3:  # orthorhombic .xyzf: a b c then stresses/energy
-        cell = np.diag(np.array(tok[:3], dtype=float))
-    else:
-        raise ValueError(f"{path}: no cell on line 2")
-    symbols, pos = [], []
-    for line in lines[2 : 2 + n]:
-        t = line.split()
-        symbols.append(t[0])
-        pos.append([float(x) for x in t[1:4]])
-    return symbols, np.array(pos), cell
+    """(symbols, positions, cell) of a chimes_calculator .xyz configuration or the first frame of an .xyzf."""
+    from aiida_chimes.chimes.io.configuration import read_chimes_configuration
+    from aiida_chimes.chimes.io.xyzf import read_xyzf
+
+    if Path(path).suffix == ".xyzf":
+        frame = read_xyzf(path)[0]
+        return frame.symbols, frame.positions, frame.cell
+    return read_chimes_configuration(path)
 
 
 # ============================================================================ child: one case, one thread count

@@ -22,11 +22,12 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np  # noqa: E402
-from ase import Atoms, units  # noqa: E402
+from ase import units  # noqa: E402
 from ase.md.velocitydistribution import Stationary  # noqa: E402
 from ase.md.verlet import VelocityVerlet  # noqa: E402
 
 from aiida_chimes.chimes import ChimesCalculator  # noqa: E402
+from aiida_chimes.chimes.io.configuration import read_chimes_configuration_atoms  # noqa: E402
 
 try:  # ASE >= 3.29 (MaxwellBoltzmannDistribution is deprecated there, same distribution)
     from ase.md.velocitydistribution import thermalize_momenta
@@ -46,20 +47,6 @@ CONFIG = ROOT / "tests" / "data" / "chimes_calculator" / "configurations" / "liq
 #: meV/atom.  Forces scaled by 1.01 (an inconsistent force) give 1.8 meV/atom max deviation in 400 steps.
 MAX_DRIFT = 1.0  # meV/atom/ps, |linear-fit slope of Etot/N|
 MAX_DEVIATION = 0.5  # meV/atom, max |Etot - Etot0|/N
-
-
-def read_chimes_xyz(path: Path) -> Atoms:
-    """A chimes_calculator test configuration: natoms; 9 cell numbers (rows a, b, c); ``sym x y z`` lines."""
-    lines = path.read_text().splitlines()
-    n = int(lines[0].split()[0])
-    cell = np.array(lines[1].split()[:9], dtype=float).reshape(3, 3)
-    rows = [line.split() for line in lines[2 : 2 + n]]
-    return Atoms(
-        symbols=[r[0] for r in rows],
-        positions=[[float(x) for x in r[1:4]] for r in rows],
-        cell=cell,
-        pbc=True,
-    )
 
 
 def main(argv=None) -> int:
@@ -88,7 +75,7 @@ def main(argv=None) -> int:
     if args.steps < 2:
         ap.error("--steps must be at least 2")
 
-    atoms = read_chimes_xyz(CONFIG)
+    atoms = read_chimes_configuration_atoms(CONFIG)
     natoms = len(atoms)
     density = atoms.get_masses().sum() / units.kg * 1e3 / (atoms.get_volume() * 1e-24)
     atoms.calc = ChimesCalculator(str(PARAMS), num_threads=args.threads)

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from aiida_chimes.chimes import ChimesModel
+from aiida_chimes.chimes.io.configuration import read_chimes_configuration
 from aiida_chimes.chimes.units import GPA_PER_KCALMOL_A3
 from tests.helpers import CHIMES_CALCULATOR_DIR, force_field_path
 
@@ -39,18 +40,6 @@ def _cases():
         if kind in ("short", "minimal"):
             cases.append(pytest.param(ff, cfg, int(small), id=f"{ff}|{cfg}"))
     return cases
-
-
-def read_config(path):
-    lines = path.read_text().splitlines()
-    n = int(lines[0])
-    cell = np.array(lines[1].split()[:9], dtype=float).reshape(3, 3)
-    symbols, pos = [], []
-    for line in lines[2:2 + n]:
-        t = line.split()
-        symbols.append(t[0])
-        pos.append([float(x) for x in t[1:4]])
-    return symbols, np.array(pos), cell
 
 
 def read_expected(path):
@@ -83,7 +72,7 @@ def official_replicas(m: ChimesModel, cell) -> int:
 @pytest.mark.parametrize(("ff", "cfg", "small"), _cases())
 def test_official_case(ff, cfg, small):
     m = model(ff)
-    symbols, pos, cell = read_config(CHIMES_CALCULATOR_DIR / "configurations" / cfg)
+    symbols, pos, cell = read_chimes_configuration(CHIMES_CALCULATOR_DIR / "configurations" / cfg)
     expected, half_unit = read_expected(CHIMES_CALCULATOR_DIR / "expected_output" / f"{ff}.{cfg}.dat")
     assert len(expected) == 7 + 3 * len(symbols)
     heights = abs(np.linalg.det(cell)) / np.array(
@@ -109,7 +98,7 @@ def test_small_case_force_factor_is_real():
     """The liqCO small cell is replicated 2x2x2 by the official code: its stored forces are 8x ours."""
     m = model("published_params.liqCO.2+3b.cubic.txt")
     cfg = "CO.2.5gcc_6500K.OUTCAR_#000.xyz"
-    symbols, pos, cell = read_config(CHIMES_CALCULATOR_DIR / "configurations" / cfg)
+    symbols, pos, cell = read_chimes_configuration(CHIMES_CALCULATOR_DIR / "configurations" / cfg)
     assert official_replicas(m, cell) == 8
     expected, _ = read_expected(CHIMES_CALCULATOR_DIR / "expected_output" /
                                 f"published_params.liqCO.2+3b.cubic.txt.{cfg}.dat")
@@ -122,7 +111,8 @@ def test_small_case_force_factor_is_real():
 def test_tio2_physical_value_matches_supercell():
     """Without serial counting the small triclinic TiO2 cell gives exactly 1/27 of its 3x3x3 supercell."""
     m = model("validated_params.TiO2.2+3b.Tersoff.txt")
-    symbols, pos, cell = read_config(CHIMES_CALCULATOR_DIR / "configurations" / "TiO2.unitcell_arbrot_#000.xyz")
+    config = CHIMES_CALCULATOR_DIR / "configurations" / "TiO2.unitcell_arbrot_#000.xyz"
+    symbols, pos, cell = read_chimes_configuration(config)
     res = m.evaluate(symbols, pos, cell)
     shifts = np.array([(a, b, c) for a in range(3) for b in range(3) for c in range(3)], dtype=float)
     big_pos = np.concatenate([pos + s @ cell for s in shifts])
