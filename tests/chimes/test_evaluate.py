@@ -465,7 +465,8 @@ def test_chunk_count_changes_only_rounding(name):
 
 # ====================================================================== 5. ASE calculator
 def ase_atoms(name: str, seed: int = 21):
-    ase = pytest.importorskip("ase")
+    import ase
+
     from aiida_chimes.chimes.calculator import ChimesCalculator
 
     symbols, pos, cell = random_config(name, seed=seed, natoms=6, height=4.0)
@@ -510,7 +511,8 @@ def test_ase_numerical_forces_and_stress(name):
 
 
 def test_ase_unknown_element_is_rejected():
-    ase = pytest.importorskip("ase")
+    import ase
+
     from aiida_chimes.chimes.calculator import ChimesCalculator
 
     atoms = ase.Atoms("COFe", positions=[[0, 0, 0], [1.2, 0, 0], [0, 1.9, 0]], cell=np.eye(3) * 6, pbc=True)
@@ -522,7 +524,8 @@ def test_ase_unknown_element_is_rejected():
 
 
 def test_ase_open_cluster_has_no_stress():
-    ase = pytest.importorskip("ase")
+    import ase
+
     from aiida_chimes.chimes.calculator import ChimesCalculator
 
     symbols, pos, _ = random_config(LIQCO, seed=4, natoms=6, height=open_box(LIQCO), periodic=False)
