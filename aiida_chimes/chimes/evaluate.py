@@ -355,6 +355,15 @@ def _tree_sum(g0, g1, pows, coefs, diffs, L, T, dT, G, S, P):
 
 
 @njit(cache=True, inline="always")
+def _separation(ndr, qa, qb):
+    """Vector and distance between two neighbours qa, qb of the same home atom (ext[qb] - ext[qa])."""
+    dx = ndr[qb, 0] - ndr[qa, 0]
+    dy = ndr[qb, 1] - ndr[qa, 1]
+    dz = ndr[qb, 2] - ndr[qa, 2]
+    return dx, dy, dz, np.sqrt(dx * dx + dy * dy + dz * dz)
+
+
+@njit(cache=True, inline="always")
 def _add_pair(c, a, b, dedr, r, dx, dy, dz, forces, virial):
     fs = dedr / r
     fx = fs * dx
@@ -470,10 +479,7 @@ def _evaluate_kernel(types, parent, start, nj, nr, ndr, s3, i3, s4, i4,
                     for b in range(a + 1, s3[i + 1]):
                         qb = i3[b]
                         kb = nj[qb]
-                        dx = ndr[qb, 0] - ndr[qa, 0]
-                        dy = ndr[qb, 1] - ndr[qa, 1]
-                        dz = ndr[qb, 2] - ndr[qa, 2]
-                        rjk = np.sqrt(dx * dx + dy * dy + dz * dz)
+                        dx, dy, dz, rjk = _separation(ndr, qa, qb)
                         if rjk >= rc3:
                             continue
                         k = parent[kb]
@@ -516,26 +522,17 @@ def _evaluate_kernel(types, parent, start, nj, nr, ndr, s3, i3, s4, i4,
                     tj = types[j]
                     for b in range(a + 1, s4b):
                         qb = i4[b]
-                        djk0 = ndr[qb, 0] - ndr[qa, 0]
-                        djk1 = ndr[qb, 1] - ndr[qa, 1]
-                        djk2 = ndr[qb, 2] - ndr[qa, 2]
-                        rjk = np.sqrt(djk0 * djk0 + djk1 * djk1 + djk2 * djk2)
+                        djk0, djk1, djk2, rjk = _separation(ndr, qa, qb)
                         if rjk >= rc4:
                             continue
                         k = parent[nj[qb]]
                         tk = types[k]
                         for cc in range(b + 1, s4b):
                             qc = i4[cc]
-                            djl0 = ndr[qc, 0] - ndr[qa, 0]
-                            djl1 = ndr[qc, 1] - ndr[qa, 1]
-                            djl2 = ndr[qc, 2] - ndr[qa, 2]
-                            rjl = np.sqrt(djl0 * djl0 + djl1 * djl1 + djl2 * djl2)
+                            djl0, djl1, djl2, rjl = _separation(ndr, qa, qc)
                             if rjl >= rc4:
                                 continue
-                            dkl0 = ndr[qc, 0] - ndr[qb, 0]
-                            dkl1 = ndr[qc, 1] - ndr[qb, 1]
-                            dkl2 = ndr[qc, 2] - ndr[qb, 2]
-                            rkl = np.sqrt(dkl0 * dkl0 + dkl1 * dkl1 + dkl2 * dkl2)
+                            dkl0, dkl1, dkl2, rkl = _separation(ndr, qb, qc)
                             if rkl >= rc4:
                                 continue
                             l = parent[nj[qc]]
