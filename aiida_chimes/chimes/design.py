@@ -26,7 +26,7 @@ from numba import njit
 
 from .basis import chebyshev, cutoff, morse_scaling
 from .clusters import filter_neighbors, half_neighbor_list, wrap_and_replicate
-from .evaluate import ChimesModel, _separation, _tree_sum
+from .evaluate import ChimesModel, _separation
 from .fit_basis import column_layout
 from .params import ChimesParams
 from .units import GPA_PER_KCALMOL_A3_LSQ
@@ -62,12 +62,11 @@ class _BodyTables:
     xavg: np.ndarray
     xdiff: np.ndarray
     blk_col: np.ndarray  # first A column of each block (-1 excluded)
-    blk_u0: np.ndarray  # first column-tree index of each block
     blk_nu: np.ndarray  # number of unique columns of each block
-    col_start: np.ndarray  # (total unique + 1,) group ranges of each column's prefix tree
-    row_pow: np.ndarray
-    row_coef: np.ndarray
-    row_diff: np.ndarray
+    row_start: np.ndarray  # (nblock + 1,) rows of each block
+    row_pow: np.ndarray  # (nrows, npair) powers, sorted within each block
+    row_col: np.ndarray  # (nrows,) column of each row within its block (param index)
+    row_diff: np.ndarray  # first slot where a row differs from the previous one
     order: int
     rcut: float
 
@@ -101,8 +100,8 @@ class DesignBuilder:
             return _BodyTables(np.full((nt,) * nbody, -1, np.int64), np.zeros((nt,) * nbody + (npair,), np.int64),
                                np.zeros((1, npair)), np.zeros((1, npair)), np.ones((1, npair)),
                                np.zeros((1, npair)), np.ones((1, npair)), np.full(1, -1, np.int64),
-                               np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(2, np.int64),
-                               np.zeros((1, npair - 1), np.uint8), np.zeros((1, 1)), np.zeros(1, np.uint8), 0, 0.0)
+                               np.zeros(1, np.int64), np.zeros(2, np.int64), np.zeros((1, npair), np.uint8),
+                               np.zeros(1, np.int64), np.zeros(1, np.uint8), 0, 0.0)
         nb = len(blocks)
         names = {}
         for k, q in enumerate(p.pairs):
@@ -132,50 +131,42 @@ class DesignBuilder:
         for b in range(nb):
             for s in range(npair):
                 xavg[b, s], xdiff[b, s] = morse_scaling(rin[b, s], rout[b, s], lam[b, s])
-        # one prefix tree per column: the rows of each permutation group, coefficient 1
-        width = max(order, 1)
+        # every coefficient row of a block, sorted lexicographically, with its column and the first slot where
+        # its powers differ from the previous row (prefix products are reused from there on)
         blk_col = np.full(nb, -1, np.int64)
-        blk_u0 = np.zeros(nb, np.int64)
         blk_nu = np.zeros(nb, np.int64)
         starts = [0]
-        pows, coefs, diffs = [], [], []
+        pows, cols, diffs = [], [], []
         used = np.zeros(nb, dtype=bool)
         for b, blk in enumerate(blocks):
-            blk_u0[b] = len(starts) - 1
             if blk.excluded or blk.unique == 0:
+                starts.append(starts[-1])
                 continue
             used[b] = True
             blk_col[b] = offs[b]
             blk_nu[b] = blk.unique
-            for u in range(blk.unique):
-                rows = np.unique(blk.powers[blk.param == u], axis=0)
-                prefix = rows[:, :-1]
-                new = np.ones(len(rows), dtype=bool)
-                new[1:] = np.any(prefix[1:] != prefix[:-1], axis=1)
-                group = np.cumsum(new) - 1
-                gp = prefix[new]
-                dense = np.zeros((len(gp), width))
-                dense[group, rows[:, -1]] = 1.0
-                d = np.zeros(len(gp), dtype=np.int64)
-                if len(gp) > 1:
-                    d[1:] = np.argmax(gp[1:] != gp[:-1], axis=1)
-                pows.append(gp)
-                coefs.append(dense)
-                diffs.append(d)
-                starts.append(starts[-1] + len(gp))
+            order_rows = np.lexsort(blk.powers.T[::-1])
+            rows = blk.powers[order_rows]
+            d = np.zeros(len(rows), dtype=np.int64)
+            if len(rows) > 1:
+                d[1:] = np.argmax(rows[1:] != rows[:-1], axis=1)
+            pows.append(rows)
+            cols.append(blk.param[order_rows])
+            diffs.append(d)
+            starts.append(starts[-1] + len(rows))
         rcut = float(rout[used].max()) if used.any() else 0.0
         return _BodyTables(
-            src.block_of, src.slot_pair, rin, rout, lam, xavg, xdiff, blk_col, blk_u0, blk_nu,
+            src.block_of, src.slot_pair, rin, rout, lam, xavg, xdiff, blk_col, blk_nu,
             np.array(starts, np.int64),
-            np.ascontiguousarray(np.concatenate(pows), dtype=np.uint8) if pows else np.zeros((1, npair - 1), np.uint8),
-            np.ascontiguousarray(np.concatenate(coefs)) if coefs else np.zeros((1, width)),
+            np.ascontiguousarray(np.concatenate(pows), dtype=np.uint8) if pows else np.zeros((1, npair), np.uint8),
+            np.concatenate(cols).astype(np.int64) if cols else np.zeros(1, np.int64),
             (np.concatenate(diffs) if diffs else np.zeros(1)).astype(np.uint8),
             max(order - 1, 0), rcut,
         )
 
     # ------------------------------------------------------------------ rows
     def derivatives(self, symbols, positions, cell):
-        """Per-column force derivatives (M, n, 3), stress (M, 3, 3; kcal/mol/A^3) and energy (M,) of a cell."""
+        """Per-column force derivatives (n, 3, M), stress (3, 3, M; kcal/mol/A^3) and energy (M,) of a cell."""
         m = self.model
         types = m.types_of(symbols)
         positions = np.ascontiguousarray(positions, dtype=np.float64)
@@ -192,13 +183,13 @@ class DesignBuilder:
             types, parent, start, nj, nr, ndr, s3, i3, s4, i4, self.ncols,
             m.pair_of, m.p_rin, m.p_rout, m.p_lam, m.p_xavg, m.p_xdiff, self.pair_col, self.layout.order2,
             m.fcut_type, m.fcut_var,
-            t3.block_of, t3.slot_pair, t3.rin, t3.rout, t3.lam, t3.xavg, t3.xdiff, t3.blk_col, t3.blk_u0,
-            t3.blk_nu, t3.col_start, t3.row_pow, t3.row_coef, t3.row_diff, t3.order, t3.rcut,
-            t4.block_of, t4.slot_pair, t4.rin, t4.rout, t4.lam, t4.xavg, t4.xdiff, t4.blk_col, t4.blk_u0,
-            t4.blk_nu, t4.col_start, t4.row_pow, t4.row_coef, t4.row_diff, t4.order, t4.rcut,
+            t3.block_of, t3.slot_pair, t3.rin, t3.rout, t3.lam, t3.xavg, t3.xdiff, t3.blk_col,
+            t3.blk_nu, t3.row_start, t3.row_pow, t3.row_col, t3.row_diff, t3.order, t3.rcut,
+            t4.block_of, t4.slot_pair, t4.rin, t4.rout, t4.lam, t4.xavg, t4.xdiff, t4.blk_col,
+            t4.blk_nu, t4.row_start, t4.row_pow, t4.row_col, t4.row_diff, t4.order, t4.rcut,
         )
         volume = abs(float(np.linalg.det(cell)))
-        stress = -vir / volume
+        stress = -vir / volume  # (3, 3, M)
         for t in range(len(types)):
             c = self.layout.energy_offset[types[t]]
             if c >= 0:
@@ -209,7 +200,7 @@ class DesignBuilder:
         """Rows, right-hand side and labels of one :class:`~aiida_chimes.chimes.io.xyzf.XyzfFrame`."""
         n = len(frame.symbols)
         dF, stress, dE = self.derivatives(frame.symbols, frame.positions, frame.cell)
-        blocks = [dF.reshape(self.ncols, 3 * n).T]
+        blocks = [dF.reshape(3 * n, self.ncols)]
         b = [np.asarray(frame.forces, dtype=np.float64).reshape(3 * n)]
         labels = [flags[0] + s for s in frame.symbols for _ in range(3)]
         classes = [np.full(3 * n, FORCE, np.int8)]
@@ -224,7 +215,7 @@ class DesignBuilder:
                 sig[a, c] = sig[c, a] = given[k] / GPA_PER_KCALMOL_A3_LSQ
             idx = _ALL_INDEX if stress_mode == "all" else _DIAG_INDEX
             names = STRESS_LABELS_ALL if stress_mode == "all" else STRESS_LABELS_DIAG
-            blocks.append(np.array([stress[:, a, c] for a, c in idx]))
+            blocks.append(np.array([stress[a, c] for a, c in idx]))
             b.append(np.array([sig[a, c] for a, c in idx]))
             labels += [flags[1] + s for s in names]
             classes.append(np.full(len(idx), STRESS, np.int8))
@@ -242,29 +233,40 @@ class DesignBuilder:
 
 # ====================================================================== numba kernel
 @njit(cache=True, inline="always")
-def _scatter(col, a, b, dedr, r, dx, dy, dz, dF, vir):
-    fs = dedr / r
-    fx = fs * dx
-    fy = fs * dy
-    fz = fs * dz
-    dF[col, a, 0] += fx
-    dF[col, a, 1] += fy
-    dF[col, a, 2] += fz
-    dF[col, b, 0] -= fx
-    dF[col, b, 1] -= fy
-    dF[col, b, 2] -= fz
-    vir[col, 0, 0] += fx * dx
-    vir[col, 0, 1] += fx * dy
-    vir[col, 0, 2] += fx * dz
-    vir[col, 1, 1] += fy * dy
-    vir[col, 1, 2] += fy * dz
-    vir[col, 2, 2] += fz * dz
+def _scatter(c0, nu, s, w, a, b, r, dx, dy, dz, dcol, dF, vir):
+    """Add the pair-s derivatives of columns c0..c0+nu-1 to the force rows of atoms a, b and the virial.
+
+    dF is (atoms, 3, columns) and vir (3, 3, columns): the columns of one block are contiguous.
+    """
+    inv = w / r
+    for u in range(nu):
+        fs = dcol[s, u] * inv
+        fx = fs * dx
+        fy = fs * dy
+        fz = fs * dz
+        col = c0 + u
+        dF[a, 0, col] += fx
+        dF[a, 1, col] += fy
+        dF[a, 2, col] += fz
+        dF[b, 0, col] -= fx
+        dF[b, 1, col] -= fy
+        dF[b, 2, col] -= fz
+        vir[0, 0, col] += fx * dx
+        vir[0, 1, col] += fx * dy
+        vir[0, 2, col] += fx * dz
+        vir[1, 1, col] += fy * dy
+        vir[1, 2, col] += fy * dz
+        vir[2, 2, col] += fz * dz
 
 
 @njit(cache=True)
-def _cluster_columns(nb, rr, blk, sp, rin, rout, lam, xavg, xdiff, blk_col, blk_u0, blk_nu, col_start, row_pow,
-                     row_coef, row_diff, order, fct, fvar, T, dT, fc, dfc, fo, G, S, P, ecol, dcol):
-    """Per-column energy ecol[u] and dE/dr of each runtime pair dcol[u, pair] of one cluster; False if out."""
+def _cluster_columns(nb, rr, blk, sp, rin, rout, lam, xavg, xdiff, blk_nu, row_start, row_pow, row_col, row_diff,
+                     order, fct, fvar, T, dT, fc, dfc, fo, P, ecol, gcol, dcol):
+    """Per-column energy ecol[u] and dE/dr of each runtime pair dcol[pair, u] of one cluster; False if out.
+
+    The block's rows are sorted, so the prefix products P of a row are reused from its first differing slot;
+    a backward pass over the slots gives the value and the derivative with respect to every slot.
+    """
     npair = nb * (nb - 1) // 2
     for s in range(npair):
         if rr[sp[s]] >= rout[blk, s]:
@@ -285,27 +287,43 @@ def _cluster_columns(nb, rr, blk, sp, rin, rout, lam, xavg, xdiff, blk_col, blk_
             if q != s:
                 other *= fc[q]
         fo[s] = dfc[s] * other
-    u0 = blk_u0[blk]
-    for u in range(blk_nu[blk]):
-        ssum = _tree_sum(col_start[u0 + u], col_start[u0 + u + 1], row_pow, row_coef, row_diff, npair, T, dT,
-                         G, S, P)
-        ecol[u] = ftot * ssum
-        for s in range(npair):
-            d = ftot * G[s] + ssum * fo[s]
-            if nb == 3 and rr[sp[s]] < rin[blk, s]:
-                d = 0.0  # chimes_lsq Deriv_3B: FORCE_IS_ZERO below the inner cutoff
-            dcol[u, sp[s]] = d
+    nu = blk_nu[blk]
+    for u in range(nu):
+        ecol[u] = 0.0
+    for s in range(npair):
+        for u in range(nu):
+            gcol[s, u] = 0.0
+    P[0] = 1.0
+    r0 = row_start[blk]
+    for m in range(r0, row_start[blk + 1]):
+        d = row_diff[m] if m > r0 else 0
+        for k in range(d, npair - 1):
+            P[k + 1] = P[k] * T[k, row_pow[m, k]]
+        u = row_col[m]
+        q = 1.0
+        for k in range(npair - 1, -1, -1):
+            pk = row_pow[m, k]
+            gcol[k, u] += P[k] * dT[k, pk] * q
+            q *= T[k, pk]
+        ecol[u] += q
+    for s in range(npair):
+        zero = nb == 3 and rr[sp[s]] < rin[blk, s]  # chimes_lsq Deriv_3B: FORCE_IS_ZERO below the inner cutoff
+        t = sp[s]
+        for u in range(nu):
+            dcol[t, u] = 0.0 if zero else ftot * gcol[s, u] + ecol[u] * fo[s]
+    for u in range(nu):
+        ecol[u] *= ftot
     return True
 
 
 @njit(cache=True)
 def _design_kernel(types, parent, start, nj, nr, ndr, s3, i3, s4, i4, ncols,
                    pair_of, p_rin, p_rout, p_lam, p_xavg, p_xdiff, pair_col, order2, fct, fvar,
-                   b3, sp3, rin3, rout3, lam3, xavg3, xdiff3, bc3, bu3, bn3, cs3, rp3, rc3_, rd3, o3, rc3,
-                   b4, sp4, rin4, rout4, lam4, xavg4, xdiff4, bc4, bu4, bn4, cs4, rp4, rc4_, rd4, o4, rc4):
+                   b3, sp3, rin3, rout3, lam3, xavg3, xdiff3, bc3, bn3, rs3, rp3, rcol3, rd3, o3, rc3,
+                   b4, sp4, rin4, rout4, lam4, xavg4, xdiff4, bc4, bn4, rs4, rp4, rcol4, rd4, o4, rc4):
     n = types.shape[0]
-    dF = np.zeros((ncols, n, 3))
-    vir = np.zeros((ncols, 3, 3))
+    dF = np.zeros((n, 3, ncols))
+    vir = np.zeros((3, 3, ncols))
     dE = np.zeros(ncols)
     maxo = max(order2, o3, o4) + 1
     T = np.empty((6, maxo))
@@ -313,17 +331,16 @@ def _design_kernel(types, parent, start, nj, nr, ndr, s3, i3, s4, i4, ncols,
     fc = np.empty(6)
     dfc = np.empty(6)
     fo = np.empty(6)
-    G = np.empty(6)
-    S = np.empty(6)
     P = np.empty(7)
     rr = np.empty(6)
-    maxu = 1
+    maxu = max(1, order2)
     for b in range(bn3.shape[0]):
         maxu = max(maxu, bn3[b])
     for b in range(bn4.shape[0]):
         maxu = max(maxu, bn4[b])
     ecol = np.empty(maxu)
-    dcol = np.zeros((maxu, 6))
+    dcol = np.zeros((6, maxu))
+    gcol = np.zeros((6, maxu))
     for i in range(n):
         ti = types[i]
         # ---------------- 2-body: S_MINIM < r < S_MAXIM only
@@ -340,10 +357,9 @@ def _design_kernel(types, parent, start, nj, nr, ndr, s3, i3, s4, i4, ncols,
             chebyshev(r, p_rin[pt], p_lam[pt], p_xavg[pt], p_xdiff[pt], order2, T[0], dT[0])
             f, df = cutoff(r, p_rout[pt], fct, fvar)
             for k in range(order2):
-                col = c0 + k
-                dE[col] += w * f * T[0, k + 1]
-                _scatter(col, i, j, w * (f * dT[0, k + 1] + df * T[0, k + 1]), r, ndr[q, 0], ndr[q, 1], ndr[q, 2],
-                         dF, vir)
+                dE[c0 + k] += w * f * T[0, k + 1]
+                dcol[0, k] = f * dT[0, k + 1] + df * T[0, k + 1]
+            _scatter(c0, order2, 0, w, i, j, r, ndr[q, 0], ndr[q, 1], ndr[q, 2], dcol, dF, vir)
         # ---------------- 3-body
         if rc3 > 0.0:
             for a in range(s3[i], s3[i + 1]):
@@ -363,9 +379,9 @@ def _design_kernel(types, parent, start, nj, nr, ndr, s3, i3, s4, i4, ncols,
                     rr[0] = nr[qa]
                     rr[1] = nr[qb]
                     rr[2] = rjk
-                    if not _cluster_columns(3, rr, blk, sp3[ti, tj, tk], rin3, rout3, lam3, xavg3, xdiff3, bc3, bu3,
-                                            bn3, cs3, rp3, rc3_, rd3, o3, fct, fvar, T, dT, fc, dfc, fo, G, S, P,
-                                            ecol, dcol):
+                    if not _cluster_columns(3, rr, blk, sp3[ti, tj, tk], rin3, rout3, lam3, xavg3, xdiff3, bn3,
+                                            rs3, rp3, rcol3, rd3, o3, fct, fvar, T, dT, fc, dfc, fo, P,
+                                            ecol, gcol, dcol):
                         continue
                     m = 1
                     if j == i:
@@ -374,12 +390,12 @@ def _design_kernel(types, parent, start, nj, nr, ndr, s3, i3, s4, i4, ncols,
                         m += 1
                     w = 1.0 / m
                     c0 = bc3[blk]
-                    for u in range(bn3[blk]):
-                        col = c0 + u
-                        dE[col] += w * ecol[u]
-                        _scatter(col, i, j, w * dcol[u, 0], rr[0], ndr[qa, 0], ndr[qa, 1], ndr[qa, 2], dF, vir)
-                        _scatter(col, i, k, w * dcol[u, 1], rr[1], ndr[qb, 0], ndr[qb, 1], ndr[qb, 2], dF, vir)
-                        _scatter(col, j, k, w * dcol[u, 2], rjk, dx, dy, dz, dF, vir)
+                    nu = bn3[blk]
+                    for u in range(nu):
+                        dE[c0 + u] += w * ecol[u]
+                    _scatter(c0, nu, 0, w, i, j, rr[0], ndr[qa, 0], ndr[qa, 1], ndr[qa, 2], dcol, dF, vir)
+                    _scatter(c0, nu, 1, w, i, k, rr[1], ndr[qb, 0], ndr[qb, 1], ndr[qb, 2], dcol, dF, vir)
+                    _scatter(c0, nu, 2, w, j, k, rjk, dx, dy, dz, dcol, dF, vir)
         # ---------------- 4-body
         if rc4 > 0.0:
             s4a = s4[i]
@@ -415,8 +431,8 @@ def _design_kernel(types, parent, start, nj, nr, ndr, s3, i3, s4, i4, ncols,
                         rr[4] = rjl
                         rr[5] = rkl
                         if not _cluster_columns(4, rr, blk, sp4[ti, tj, tk, tl], rin4, rout4, lam4, xavg4, xdiff4,
-                                                bc4, bu4, bn4, cs4, rp4, rc4_, rd4, o4, fct, fvar, T, dT, fc, dfc,
-                                                fo, G, S, P, ecol, dcol):
+                                                bn4, rs4, rp4, rcol4, rd4, o4, fct, fvar, T, dT, fc, dfc,
+                                                fo, P, ecol, gcol, dcol):
                             continue
                         m = 1
                         if j == i:
@@ -427,17 +443,17 @@ def _design_kernel(types, parent, start, nj, nr, ndr, s3, i3, s4, i4, ncols,
                             m += 1
                         w = 1.0 / m
                         c0 = bc4[blk]
-                        for u in range(bn4[blk]):
-                            col = c0 + u
-                            dE[col] += w * ecol[u]
-                            _scatter(col, i, j, w * dcol[u, 0], rr[0], ndr[qa, 0], ndr[qa, 1], ndr[qa, 2], dF, vir)
-                            _scatter(col, i, k, w * dcol[u, 1], rr[1], ndr[qb, 0], ndr[qb, 1], ndr[qb, 2], dF, vir)
-                            _scatter(col, i, l, w * dcol[u, 2], rr[2], ndr[qc, 0], ndr[qc, 1], ndr[qc, 2], dF, vir)
-                            _scatter(col, j, k, w * dcol[u, 3], rjk, djk0, djk1, djk2, dF, vir)
-                            _scatter(col, j, l, w * dcol[u, 4], rjl, djl0, djl1, djl2, dF, vir)
-                            _scatter(col, k, l, w * dcol[u, 5], rkl, dkl0, dkl1, dkl2, dF, vir)
-    for c in range(ncols):
-        for a in range(3):
-            for b in range(a):
-                vir[c, a, b] = vir[c, b, a]
+                        nu = bn4[blk]
+                        for u in range(nu):
+                            dE[c0 + u] += w * ecol[u]
+                        _scatter(c0, nu, 0, w, i, j, rr[0], ndr[qa, 0], ndr[qa, 1], ndr[qa, 2], dcol, dF, vir)
+                        _scatter(c0, nu, 1, w, i, k, rr[1], ndr[qb, 0], ndr[qb, 1], ndr[qb, 2], dcol, dF, vir)
+                        _scatter(c0, nu, 2, w, i, l, rr[2], ndr[qc, 0], ndr[qc, 1], ndr[qc, 2], dcol, dF, vir)
+                        _scatter(c0, nu, 3, w, j, k, rjk, djk0, djk1, djk2, dcol, dF, vir)
+                        _scatter(c0, nu, 4, w, j, l, rjl, djl0, djl1, djl2, dcol, dF, vir)
+                        _scatter(c0, nu, 5, w, k, l, rkl, dkl0, dkl1, dkl2, dcol, dF, vir)
+    for a in range(3):
+        for b in range(a):
+            for c in range(ncols):
+                vir[a, b, c] = vir[b, a, c]
     return dF, vir, dE
