@@ -1,0 +1,92 @@
+"""``chimes-lsq``: build the fit system of an ``fm_setup.in`` (serial or under ``mpiexec -n K``).
+
+Writes the compact fit system (``fit_system.npz``, what ``chimes-solve`` and the AiiDA CalcJobs use) and, unless
+``--compact-only``, the chimes_lsq interop files (``A.npy`` or ``A.txt`` with ``--text``, ``b.txt``,
+``b-labeled.txt``, ``natoms.txt``, ``dim.txt``, ``params.header``, ``ff_groups.map``) for comparison with the
+official tools.  Frames are split over MPI ranks in contiguous blocks; the result does not depend on the
+number of ranks beyond round-off.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="chimes-lsq", description=__doc__.splitlines()[0])
+    ap.add_argument("setup", nargs="?", default="fm_setup.in", help="chimes_lsq input file (default fm_setup.in)")
+    ap.add_argument("--output", "-o", default="fit_system.npz", help="compact fit system file (default %(default)s)")
+    ap.add_argument("--compact-only", action="store_true", help="do not write the chimes_lsq interop files")
+    ap.add_argument("--text", action="store_true", help="write A as text (A.txt) instead of binary A.npy")
+    ap.add_argument("--interop-dir", default=".", help="folder for the interop files (default: current folder)")
+    ap.add_argument("--weights", default=None,
+                    help="JSON file with per-class row weights folded into the compact system, e.g. "
+                         '{"force": 1.0, "energy": 0.1, "stress": 250.0} (al_driver styles allowed); default: '
+                         "unweighted, as chimes_lsq")
+    ap.add_argument("--allow-long-manybody", action="store_true",
+                    help="accept many-body SPECIAL S_MAXIM larger than the 2-body cutoff (as chimes_lsq does)")
+    ap.add_argument("--quiet", "-q", action="store_true", help="no per-frame progress lines")
+    return ap
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    from aiida_chimes.chimes.fit_build import build_fit_system
+    from aiida_chimes.chimes.fit_setup import FitSetupError, read_fm_setup
+
+    comm = _world()
+    rank = comm.Get_rank() if comm is not None else 0
+    try:
+        setup = read_fm_setup(args.setup, allow_long_manybody=args.allow_long_manybody)
+    except (FitSetupError, OSError) as exc:
+        if rank == 0:
+            print(f"chimes-lsq: error: {exc}", file=sys.stderr)
+        return 2
+    weights = None
+    if args.weights:
+        with open(args.weights) as fh:
+            weights = json.load(fh)
+    log = None if args.quiet else sys.stderr
+    try:
+        system, report = build_fit_system(setup, weights=weights, comm=comm,
+                                          interop_dir=None if args.compact_only else args.interop_dir,
+                                          text=args.text, log=log)
+    except ValueError as exc:
+        print(f"chimes-lsq: error (rank {rank}): {exc}", file=sys.stderr)
+        if comm is not None and comm.Get_size() > 1:
+            comm.Abort(2)
+        return 2
+    if rank == 0:
+        from aiida_chimes.chimes.fit_basis import build_basis
+        from aiida_chimes.chimes.io.lsq_files import format_ff_groups_map, format_params_header
+
+        basis = build_basis(setup)
+        system.metadata.update({
+            "fm_setup": setup.to_string(),
+            "params_header": format_params_header(basis),
+            "ff_groups_map": format_ff_groups_map(basis),
+            "fit_energy": bool(setup.fit_energy),
+            "weights": weights,
+        })
+        system.save(args.output)
+        nrows = system.nrows_total
+        print(f"chimes-lsq: {setup.nframes} frames, {nrows} rows, {report.ncols} columns -> {args.output}"
+              + ("" if args.compact_only else f" + interop files in {os.path.abspath(args.interop_dir)}")
+              + f" ({report.wall:.2f} s)", file=sys.stderr)
+    return 0
+
+
+def _world():
+    """MPI.COMM_WORLD when started under mpiexec with more than one rank, else None (no MPI needed)."""
+    if not any(k in os.environ for k in ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMI_SIZE", "PMIX_RANK")):
+        return None
+    from mpi4py import MPI
+
+    return MPI.COMM_WORLD if MPI.COMM_WORLD.Get_size() > 1 else None
+
+
+if __name__ == "__main__":
+    sys.exit(main())
