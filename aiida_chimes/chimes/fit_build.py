@@ -78,7 +78,7 @@ def build_fit_system(setup, weights=None, comm=None, interop_dir: str | None = N
             if weights is not None:
                 w = row_weights(rows.classes, rows.b, np.full(len(rows.b), rows.natoms), weights,
                                 gas=np.array([lab.startswith("G_") for lab in rows.labels]))
-            system.add_rows(rows.A, rows.b, rows.classes, w)
+            system.add_rows(rows.A, rows.b, rows.classes, w, natoms=rows.natoms)
             if raw is not None:
                 raw.write(np.ascontiguousarray(rows.A, dtype=np.float64).tobytes())
                 b_parts.append(rows.b)

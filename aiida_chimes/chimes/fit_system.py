@@ -13,10 +13,11 @@ F (K x K, K = M + 2) of the augmented matrix ``[1 | A | b]`` of the rows of that
 with Q orthonormal.  F is updated by a streaming (TSQR) QR: buffered rows are stacked under F and the stack is
 re-triangularised with LAPACK ``dtpqrt`` (triangular-pentagonal QR, 2 K^2 flops per row).  From F:
 
-* ``F[1:M+1, 1:M+1]`` after removing the leading ones column (a rank-one re-triangularisation, O(M^2)) is the
-  R factor of A; the last column gives Q^T b and its corner the residual norm of the least-squares solution;
+* ``F[:, 1:]`` re-triangularised (it is triangular plus the dense first row: O(M^2) work) is the factor
+  T ((M+1) x (M+1)) of ``[A | b]``: ``T[:M, :M]`` is R, ``T[:M, M]`` is Q^T b and ``|T[M, M]|`` the residual
+  norm of the least-squares solution (:meth:`FitSystem.R`, :meth:`FitSystem.qtb`);
 * ``F[1:, 1:]`` is directly the factor of the column-centred ``[A - mean | b - mean]`` (the leading column
-  of ones projects the means out), which the ``normalize`` option of the solvers uses;
+  of ones projects the means out), which the ``normalize`` option of the solvers uses (``centred=True``);
 * ``||A x - b||^2 = ||F[:, 1:] (x, -1)||^2`` exactly, for any x: per-class errors need no A;
 * ``F[0, 0]^2 = N`` and ``F^T F`` is the Gram matrix of ``[1 | A | b]``.
 
@@ -28,6 +29,13 @@ first time a different weight arrives.
 
 A fourth, unweighted stream ``energy_per_atom`` holds the energy rows divided by their atom counts when the
 caller passes ``natoms`` (for the customary per-atom energy error); it never enters the fit.
+
+Memory: per stream one or two K x K factors plus a row buffer of at most ``block_rows`` x K (allocated on
+demand), plus cached derived factors (cleared whenever rows are added).  Nothing grows with N.
+
+Threads: each fold is a LAPACK call on a K x K triangle and a block of rows.  For small M, many BLAS threads
+on a busy machine slow it down many times (measured 15x for M = 100 on 2 shared cores); MPI builds should
+run one BLAS thread per rank (``OPENBLAS_NUM_THREADS=1`` or ``threadpoolctl``).
 
 Weights follow ``chimes_lsq.py --weights``: row i is multiplied by w_i, so w_i^2 weights its squared residual.
 """
@@ -85,8 +93,21 @@ def _scaled(Fu, w):
 class _Stream:
     """Factors, sums and the row buffer of one class of rows."""
 
-    __slots__ = ("K", "block", "nrows", "Fu", "Fw", "wuni", "colsum_u", "colsum_w", "bsum_u", "bsum_w", "buf",
-                 "wbuf", "fill")
+    __slots__ = (
+        "K",
+        "block",
+        "nrows",
+        "Fu",
+        "Fw",
+        "wuni",
+        "colsum_u",
+        "colsum_w",
+        "bsum_u",
+        "bsum_w",
+        "buf",
+        "wbuf",
+        "fill",
+    )
 
     def __init__(self, K, block):
         self.K = K
@@ -583,4 +604,3 @@ class FitSystem:
             step *= 2
         acc.metadata = dict(self.metadata)
         return acc
-

@@ -30,8 +30,15 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["DEFAULT_WEIGHTS", "STYLE_NPARAMS", "read_weights_file", "row_weights", "style_factor",
-           "weight_values", "write_weights_file"]
+__all__ = [
+    "DEFAULT_WEIGHTS",
+    "STYLE_NPARAMS",
+    "read_weights_file",
+    "row_weights",
+    "style_factor",
+    "weight_values",
+    "write_weights_file",
+]
 
 #: al_driver defaults (``solve_amat``): forces 1.0, gas forces 5.0, energies 0.1, gas energies 0.01, stress 250.
 DEFAULT_WEIGHTS = {"force": 1.0, "force_gas": 5.0, "energy": 0.1, "energy_gas": 0.01, "stress": 250.0}

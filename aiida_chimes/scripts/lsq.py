@@ -34,6 +34,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
+    if int(os.environ.get("PMI_SIZE", os.environ.get("OMPI_COMM_WORLD_SIZE", "1"))) > 1:
+        # one BLAS thread per rank: the ranks already use the cores (must be set before numpy loads BLAS)
+        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ.setdefault(var, "1")
     from aiida_chimes.chimes.fit_build import build_fit_system
     from aiida_chimes.chimes.fit_setup import FitSetupError, read_fm_setup
 

@@ -50,8 +50,9 @@ def build(A, b, classes, w, natoms=None, block_rows=None, chunk=173, order=None)
     idx = np.arange(A.shape[0]) if order is None else order
     for start in range(0, len(idx), chunk):
         sl = idx[start : start + chunk]
-        system.add_rows(A[sl], b[sl], classes[sl], None if w is None else w[sl],
-                        natoms=None if natoms is None else natoms[sl])
+        system.add_rows(
+            A[sl], b[sl], classes[sl], None if w is None else w[sl], natoms=None if natoms is None else natoms[sl]
+        )
     return system
 
 
@@ -63,9 +64,13 @@ def test_factors_match_dense():
     A, b, classes, w, natoms = make_problem()
     system = build(A, b, classes, w, natoms, block_rows=300)
     Aw, bw = w[:, None] * A, w * b
-    assert system.nrows == {"force": int(np.sum(classes == 0)), "energy": int(np.sum(classes == 1)),
-                            "stress": int(np.sum(classes == 2)), "energy_per_atom": int(np.sum(classes == 1)),
-                            "total": A.shape[0]}
+    assert system.nrows == {
+        "force": int(np.sum(classes == 0)),
+        "energy": int(np.sum(classes == 1)),
+        "stress": int(np.sum(classes == 2)),
+        "energy_per_atom": int(np.sum(classes == 1)),
+        "total": A.shape[0],
+    }
     for c in (None, 0, 1, 2, "force"):
         m = np.ones(len(b), bool) if c is None else classes == (CLASSES.index(c) if isinstance(c, str) else c)
         for weighted in (True, False):
@@ -306,8 +311,13 @@ def test_mpi_reduce(tmp_path):
         pytest.skip(f"mpiexec not found next to the Python interpreter ({mpiexec})")
     script = Path(__file__).with_name("mpi_fit_system_check.py")
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
-    proc = subprocess.run([str(mpiexec), "-n", "2", sys.executable, str(script), str(tmp_path)],
-                          capture_output=True, text=True, timeout=300, env=env)
+    proc = subprocess.run(
+        [str(mpiexec), "-n", "2", sys.executable, str(script), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     reduced = FitSystem.load(tmp_path / "reduced.npz")
     frames = mpi_check.make_frames()

@@ -133,8 +133,9 @@ def test_lasso_matches_sklearn(request, name, alpha):
     assert res.info["objective"] == pytest.approx(p.lasso_objective(ref, alpha), rel=1e-9)
 
 
-@pytest.mark.parametrize(("name", "alpha"), [("wellcond", 0.05), ("wellcond", 0.002), ("correlated", 1.0),
-                                             ("correlated", 0.01)])
+@pytest.mark.parametrize(
+    ("name", "alpha"), [("wellcond", 0.05), ("wellcond", 0.002), ("correlated", 1.0), ("correlated", 0.01)]
+)
 def test_lassolars_matches_sklearn(request, name, alpha):
     p = request.getfixturevalue(name)
     res = solve(p.system, "lassolars", alpha=alpha)
