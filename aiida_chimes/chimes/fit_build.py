@@ -53,6 +53,9 @@ def build_fit_system(setup, weights=None, comm=None, interop_dir: str | None = N
     chimes_lsq files there.  ``log``: a writable stream for per-frame progress lines.
     """
     t0 = time.perf_counter()
+    if getattr(setup, "skip_frames", 1) != 1:
+        raise ValueError(f"{setup.source}: SKPFRMS {setup.skip_frames} is not supported (frames are split over MPI "
+                         "ranks in contiguous blocks); remove the SKPFRMS keyword")
     rank = comm.Get_rank() if comm is not None else 0
     size = comm.Get_size() if comm is not None else 1
     basis = build_basis(setup)
