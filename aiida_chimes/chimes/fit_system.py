@@ -83,6 +83,9 @@ def _fold(F, B, triangular=False):
     return out
 
 
+_TINY = 1.0e-300
+
+
 def _combine(F1, n1, F2, n2):
     """Factor of the rows behind F1 (n1 rows) and F2 (n2 rows).
 
@@ -91,6 +94,8 @@ def _combine(F1, n1, F2, n2):
     merging two full triangles ((2/3) K^3 flops).
     """
     K = F1.shape[0]
+    # subnormal entries (|v| < 1e-300, far below any meaningful digit) make LAPACK folds very slow: flush them
+    F2 = np.where(np.abs(F2) < _TINY, 0.0, F2)
     live2 = np.flatnonzero(np.any(F2 != 0.0, axis=1)) if n2 < K else None
     if live2 is not None and len(live2) < K:
         return _fold(F1, np.asfortranarray(F2[live2])) if len(live2) else F1
@@ -413,7 +418,7 @@ class FitSystem:
                     if st.nrows == 0:
                         continue
                     Fi = np.array(st.factor(weighted), order="F", copy=True)
-                    F = Fi if F is None else _fold(F, Fi, triangular=True)
+                    F = Fi if F is None else _combine(F, self.ncols + 2, Fi, st.nrows)
                 if F is None:
                     F = np.zeros((self.ncols + 2, self.ncols + 2), order="F")
                 self._cache[key] = F
