@@ -15,10 +15,15 @@ Rows are weighted as al_driver does by default (force 1, energy 0.1, stress 250)
    ``scipy.linalg.lstsq`` on the dense weighted A (same relative cutoff), and ``solve(..., "lassolars")`` /
    ``solve(..., "lasso")`` against scikit-learn's ``LassoLars(fit_intercept=False)`` on the dense weighted A:
    times, their ratios and the agreement of the solutions (all measured within one run).
+4. *Diagnostic* (``--no-diagnose`` skips it): subnormal entries of the class factors and the time of folding
+   and merging them, which explains the cost of the MPI reduction and of the first solve.
+
+Each timed part first waits (up to ``--wait-quiet`` s) until other processes use less than 0.25 cores; the CPU
+that other processes used during each part is reported.
 
 Usage::
 
-    python benchmarks/fit.py                 # full run (~15 min on 2 cores), writes benchmarks/results/fit.md
+    python benchmarks/fit.py                 # full run (~20 min on 2 cores), writes benchmarks/results/fit.md
     python benchmarks/fit.py --quick         # 4 frames, orders 8/4/2: smoke run, writes nothing
     python benchmarks/fit.py --workdir /tmp/fitbench --keep   # keep the unpacked data, rows and systems
 """
@@ -713,15 +718,31 @@ def build_report(args, info, builds, same, rows, mem, diag, solves, command, dis
             "CPU used by other processes during the run, in cores (from /proc/stat).  The numba kernels were "
             "loaded from the on-disk cache (a 1-frame warm-up run with low orders precedes the timed runs).\n"
         )
+        parent = max(r.get("parent_maxrss_kb", 0) for r in builds.values())
+        L.append(f"This script's own peak RSS when it started the builds was {mib(parent)} MiB (a child's "
+                 "`ru_maxrss` cannot be below its parent's peak at the spawn), so the figures above are the "
+                 "builds' own.\n")
         if same is not None:
             L.append(f"The {' and '.join(f'{k}-rank' for k in builds)} systems agree: largest relative difference of "
                      f"the Gram quadratic forms v^T (F_c^T F_c) v (8 random v, every class) {same:.1e}.\n")
         if 1 in builds and 2 in builds:
             sp = builds[1]["wall_s"] / builds[2]["wall_s"]
             sp_int = builds[1]["internal_wall_s"] / builds[2]["internal_wall_s"]
+            r2 = builds[2]
+            frames2 = max(sum(f[4] for f in r2["frames"] if f[0] == rk) for rk in {f[0] for f in r2["frames"]})
+            frames1 = sum(f[4] for f in builds[1]["frames"])
+            why = (f"the frames themselves split well ({frames1:.0f} s of frame work on 1 rank, at most "
+                   f"{frames2:.0f} s per rank on 2: {frames1 / frames2:.2f}x), but the 2-rank build spends "
+                   f"{r2['internal_wall_s'] - frames2:.0f} s outside the frames, in the reduction of the two "
+                   "ranks' systems onto rank 0 (packing and sending the K x K factors of every class, then "
+                   "merging them class by class with triangular QR folds, on one core); see the diagnostic "
+                   "section for the merge times of the energy and stress classes, whose factors are full of "
+                   f"subnormal numbers.  Its peak RSS per process is also {mib(r2['maxrss_kb'])} MiB against "
+                   f"{mib(builds[1]['maxrss_kb'])} MiB on 1 rank (packed, received and unpacked copies of the "
+                   "system during the reduction).")
             goals.append(("2 ranks at least 1.8x faster than 1", sp >= 1.8,
                           f"{sp:.2f}x on the process wall ({builds[1]['wall_s']:.0f} s -> "
-                          f"{builds[2]['wall_s']:.0f} s), {sp_int:.2f}x on the internal build wall"))
+                          f"{builds[2]['wall_s']:.0f} s), {sp_int:.2f}x on the internal build wall", why))
 
     # ------------------------------------------------------------ memory
     if mem:
@@ -748,6 +769,10 @@ def build_report(args, info, builds, same, rows, mem, diag, solves, command, dis
                 f"{mib(r['rss_import_kb'])} | {mib(r['vmhwm_kb'])} | {fmt_load(r['other_load'])} |"
             )
         growth = many["vmhwm_kb"] / one["vmhwm_kb"] - 1.0
+
+        def bufs(r):
+            return " / ".join(str(r.get("buffer_rows", {}).get(c, "?")) for c in ("energy", "stress"))
+
         dense = one["nrows"] * one["ncols"] * 8
         K = one["ncols"] + 2
         L.append("")
@@ -773,13 +798,19 @@ def build_report(args, info, builds, same, rows, mem, diag, solves, command, dis
         goals.append((f"peak memory for {many['nframes']} frames within 10 % of that for {one['nframes']}",
                       abs(growth) <= 0.10, f"{100 * growth:+.1f} % (VmHWM {mib(one['vmhwm_kb'])} -> "
                       f"{mib(many['vmhwm_kb'])} MiB; the dense A would grow by "
-                      f"{(args.replicate - 1) * dense / 2**30:.1f} GiB)"))
+                      f"{(args.replicate - 1) * dense / 2**30:.1f} GiB)",
+                      f"the memory is bounded but not yet at its bound at {one['nframes']} frames: the energy and "
+                      f"stress row buffers grow with the frames ({bufs(one)} rows at {one['nframes']} frames, "
+                      f"{bufs(many)} at {many['nframes']}) until they reach block_rows = K = {K} rows; folding "
+                      "the small classes sooner (a smaller block for them) would likely keep the peak flat from "
+                      "the start."))
 
     # ------------------------------------------------------------ diagnostic
     if diag:
         L.append("## Why the MPI reduction and the first solve are slow (diagnostic)\n")
         L.append(
-            "Per class of the saved 20-frame system: rows, subnormal (denormal, |v| < 2.2e-308) entries of its "
+            f"Per class of the saved {args.frames}-frame system (1-rank build): rows, subnormal (denormal, "
+            "|v| < 2.2e-308) entries of its "
             "weighted K x K factor, the time of folding that factor into the force factor (LAPACK `dtpqrt`, "
             "triangular; what the first solve does in `FitSystem.factor(None)`), and the time of merging two "
             "copies of the class (`_Stream.merge`: what rank 0 does for every class in the MPI reduction).  "
@@ -869,20 +900,36 @@ def build_report(args, info, builds, same, rows, mem, diag, solves, command, dis
                 L.append(f"| {r['ratio']:g} | {r['alpha']:.4g} | {r['nonzero']} | {r['active']} | {r['iterations']} "
                          f"| {r['s']:.2f} |")
             L.append("")
+        why = (f"two causes.  (1) The first solve on a loaded system spends {solves['prep_s']:.1f} s combining "
+               "the three class factors into one triangle, most of it on the subnormal-laden energy factor (see "
+               "the diagnostic section).  (2) Even on a prepared system, the LARS path costs "
+               f"{1e3 * la['warm_s'] / max(1, la['steps_lassolars']):.0f} ms per step ({la['steps_lassolars']} "
+               "steps): every step does triangular matrix-vector products with the full M x M factor R "
+               f"({solves['M'] ** 2 * 8 / 2**20:.0f} MiB, memory-bound), whereas LassoLars, after forming the Gram "
+               f"matrix once ({la['gram_s']:.1f} s here), updates the correlations with the active columns "
+               "of the Gram matrix only (O(M k) per step).  The dense A has only N/M = "
+               f"{solves['N'] / solves['M']:.1f} times as many rows as R, so at this size the dense method loses "
+               "little by holding A; its cost grows with N (the Gram matrix) while the compact solve's does not.")
         goals.append(("compact LASSO at least 10x faster than LassoLars on the dense A",
                       la["sklearn_s"] / la["cold_s"] >= 10.0,
                       f"{la['sklearn_s'] / la['cold_s']:.2f}x from a fresh system (`lassolars` {la['cold_s']:.1f} s "
                       f"vs LassoLars {la['sklearn_s']:.1f} s); {la['sklearn_s'] / la['warm_s']:.2f}x on a prepared "
                       f"system ({la['warm_s']:.1f} s); coordinate-descent `lasso` (prepared): "
-                      f"{la['sklearn_s'] / la['cd_warm_s']:.2f}x"))
+                      f"{la['sklearn_s'] / la['cd_warm_s']:.2f}x", why))
 
     # ------------------------------------------------------------ goals
     L.append("## Goals\n")
     L.append("| goal | measured | |")
     L.append("|---|---|---|")
-    for name, ok, text in goals:
+    for name, ok, text, _ in goals:
         L.append(f"| {name} | {text} | {verdict(ok)} |")
     L.append("")
+    missed = [(name, why) for name, ok, _, why in goals if not ok and why]
+    if missed:
+        L.append("Likely reasons for the missed goals (from the measurements above):\n")
+        for name, why in missed:
+            L.append(f"- *{name}*: {why}")
+        L.append("")
     if disturbed:
         L.append("Disturbance: " + disturbed + "\n")
 
