@@ -25,7 +25,9 @@ Usage::
 
     python benchmarks/fit.py                 # full run (~20 min on 2 cores), writes benchmarks/results/fit.md
     python benchmarks/fit.py --quick         # 4 frames, orders 8/4/2: smoke run, writes nothing
-    python benchmarks/fit.py --workdir /tmp/fitbench --keep   # keep the unpacked data, rows and systems
+    python benchmarks/fit.py --workdir /tmp/fitbench --keep   # keep the unpacked data, rows, systems, results.json
+    python benchmarks/fit.py --workdir /tmp/fitbench          # again: reuses the saved rows (saves ~2 min)
+    python benchmarks/fit.py --report-from /tmp/fitbench/results.json   # rewrite fit.md from the saved figures
 """
 
 from __future__ import annotations
@@ -338,37 +340,31 @@ def child_compare(spec: dict, nvec: int = 8) -> dict:
 
 
 def child_diagnose(spec: dict) -> dict:
-    """Why combining class factors is slow: per class, rows and subnormal entries of the weighted factor of the
-    saved system, the time of folding the energy and the stress factor into the force factor (what the first
-    solve does, ``FitSystem.factor(None)``), and the time of merging two copies of each class (what the MPI
-    reduction does on rank 0, ``FitSystem.merge``).  Run with the thread settings of the caller."""
+    """Cost of combining class factors: per class of the saved system, its rows, the non-zero rows and the
+    subnormal entries of its weighted factor, and the time of merging two copies of the class (what rank 0 does
+    for every class in the MPI reduction, ``FitSystem.merge``); then the time of ``FitSystem.factor(None)``
+    (what the first solve does).  Run with the thread settings of the caller."""
     from aiida_chimes.chimes.fit_system import CLASSES, FitSystem
 
     system = FitSystem.load(spec["path"])
     tiny = np.finfo(np.float64).tiny
     out = {"classes": {}}
-    F = {}
     for c in CLASSES:
-        F[c] = np.array(system.factor(c, True), order="F", copy=True)
+        F = system.factor(c, True)
         out["classes"][c] = {"nrows": int(system.nrows[c]),
-                             "subnormal": int(np.count_nonzero((F[c] != 0) & (np.abs(F[c]) < tiny)))}
-    try:
-        from aiida_chimes.chimes.fit_system import _fold  # private: skip this part if it is gone
-    except ImportError:
-        _fold = None
-    if _fold is not None:
-        for c in CLASSES[1:]:
-            t0 = time.perf_counter()
-            _fold(np.array(F[CLASSES[0]], order="F", copy=True), np.array(F[c], order="F", copy=True),
-                  triangular=True)
-            out["classes"][c]["fold_into_force_s"] = time.perf_counter() - t0
-    del F
+                             "nonzero_rows": int(np.count_nonzero(np.any(F != 0.0, axis=1))),
+                             "subnormal": int(np.count_nonzero((F != 0) & (np.abs(F) < tiny)))}
+        del F
     for i, c in enumerate(CLASSES):
         a, b = FitSystem.load(spec["path"]), FitSystem.load(spec["path"])
         t0 = time.perf_counter()
-        a._streams[i].merge(b._streams[i])
+        a._streams[i].merge(b._streams[i])  # private: the per-class step of FitSystem.merge (informative only)
         out["classes"][c]["merge_copies_s"] = time.perf_counter() - t0
         del a, b
+    system = FitSystem.load(spec["path"])
+    t0 = time.perf_counter()
+    system.factor(None, True)
+    out["combine_s"] = time.perf_counter() - t0
     return out
 
 
@@ -615,6 +611,25 @@ def solve_runs(args, work: Path, system_path: Path, nframes: int) -> dict:
 
 
 # ============================================================================ report
+def code_state() -> str:
+    """Commit and local changes of the package being measured (another session may change it meanwhile)."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "aiida_chimes"], cwd=ROOT,
+                               capture_output=True, text=True, timeout=10).stdout
+        digest = ""
+        if dirty.strip():
+            diff = subprocess.run(["git", "diff", "HEAD", "--", "aiida_chimes"], cwd=ROOT, capture_output=True,
+                                  timeout=10).stdout
+            import hashlib
+
+            digest = f" + uncommitted changes to aiida_chimes (diff sha1 {hashlib.sha1(diff).hexdigest()[:10]})"
+        return (head or "?") + digest
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+
+
 def machine_info() -> dict:
     fields = {}
     try:
@@ -731,13 +746,18 @@ def build_report(args, info, builds, same, rows, mem, diag, solves, command, dis
             r2 = builds[2]
             frames2 = max(sum(f[4] for f in r2["frames"] if f[0] == rk) for rk in {f[0] for f in r2["frames"]})
             frames1 = sum(f[4] for f in builds[1]["frames"])
-            why = (f"the frames themselves split well ({frames1:.0f} s of frame work on 1 rank, at most "
-                   f"{frames2:.0f} s per rank on 2: {frames1 / frames2:.2f}x), but the 2-rank build spends "
-                   f"{r2['internal_wall_s'] - frames2:.0f} s outside the frames, in the reduction of the two "
-                   "ranks' systems onto rank 0 (packing and sending the K x K factors of every class, then "
-                   "merging them class by class with triangular QR folds, on one core); see the diagnostic "
-                   "section for the merge times of the energy and stress classes, whose factors are full of "
-                   f"subnormal numbers.  Its peak RSS per process is also {mib(r2['maxrss_kb'])} MiB against "
+            serial1 = builds[1]["wall_s"] - frames1
+            serial2 = r2["wall_s"] - frames2
+            why = (f"the frames split well ({frames1:.0f} s of frame work on 1 rank, at most {frames2:.0f} s per "
+                   f"rank on 2: {frames1 / frames2:.2f}x), but what is not frame work does not shrink: "
+                   f"{serial1:.0f} s of the 1-rank process wall (start-up, imports, set-up, the final fold of "
+                   f"buffered rows, writing the .npz) against {serial2:.0f} s on 2 ranks, which add the reduction "
+                   f"of the ranks' systems onto rank 0 ({r2['internal_wall_s'] - frames2:.0f} s of the internal "
+                   "wall is outside the frames: packing and sending the K x K factors of every class and merging "
+                   "them on one core; see the diagnostic section for the merges).  Had the 2-rank run added nothing "
+                   "to the 1-rank non-frame time, the speed-up would have been "
+                   f"{builds[1]['wall_s'] / (frames2 + serial1):.2f}x.  "
+                   f"The 2-rank peak RSS per process is also {mib(r2['maxrss_kb'])} MiB against "
                    f"{mib(builds[1]['maxrss_kb'])} MiB on 1 rank (packed, received and unpacked copies of the "
                    "system during the reduction).")
             goals.append(("2 ranks at least 1.8x faster than 1", sp >= 1.8,
@@ -807,24 +827,22 @@ def build_report(args, info, builds, same, rows, mem, diag, solves, command, dis
 
     # ------------------------------------------------------------ diagnostic
     if diag:
-        L.append("## Why the MPI reduction and the first solve are slow (diagnostic)\n")
+        L.append("## Combining class factors (diagnostic)\n")
         L.append(
-            f"Per class of the saved {args.frames}-frame system (1-rank build): rows, subnormal (denormal, "
-            "|v| < 2.2e-308) entries of its "
-            "weighted K x K factor, the time of folding that factor into the force factor (LAPACK `dtpqrt`, "
-            "triangular; what the first solve does in `FitSystem.factor(None)`), and the time of merging two "
-            "copies of the class (`_Stream.merge`: what rank 0 does for every class in the MPI reduction).  "
-            "Run in a child with 1 BLAS thread (as the ranks).  A class with fewer rows than K keeps a factor "
-            "whose rows below its rank hold round-off, largely subnormal numbers, and arithmetic on subnormals is "
-            "many times slower.\n"
+            f"Per class of the saved {args.frames}-frame system (1-rank build): its rows, the non-zero rows and "
+            "the subnormal (|v| < 2.2e-308) entries of its weighted K x K factor, and the time of merging two "
+            "copies of the class (the per-class step of `FitSystem.merge`, what rank 0 does for every class in "
+            "the MPI reduction); then the time of `FitSystem.factor(None)`, which combines the three classes "
+            "(what the first solve on a loaded system does).  Run in a child with 1 BLAS thread (as the ranks).\n"
         )
-        L.append("| class | rows | subnormal entries | fold into the force factor (s) | merge two copies (s) |")
+        L.append("| class | rows | non-zero factor rows | subnormal entries | merge two copies (s) |")
         L.append("|---|---|---|---|---|")
         for c, d in diag["classes"].items():
-            fold = f"{d['fold_into_force_s']:.2f}" if "fold_into_force_s" in d else "-"
             merge = f"{d['merge_copies_s']:.2f}" if "merge_copies_s" in d else "-"
-            L.append(f"| {c} | {d['nrows']} | {d['subnormal']:,} | {fold} | {merge} |")
+            L.append(f"| {c} | {d['nrows']} | {d.get('nonzero_rows', '-')} | {d['subnormal']:,} | {merge} |")
         L.append("")
+        if "combine_s" in diag:
+            L.append(f"`FitSystem.factor(None)` (all classes, 1 BLAS thread): {diag['combine_s']:.2f} s.\n")
 
     # ------------------------------------------------------------ solves
     if solves:
@@ -901,8 +919,8 @@ def build_report(args, info, builds, same, rows, mem, diag, solves, command, dis
                          f"| {r['s']:.2f} |")
             L.append("")
         why = (f"two causes.  (1) The first solve on a loaded system spends {solves['prep_s']:.1f} s combining "
-               "the three class factors into one triangle, most of it on the subnormal-laden energy factor (see "
-               "the diagnostic section).  (2) Even on a prepared system, the LARS path costs "
+               "the three class factors into the triangle of A (see the diagnostic section).  (2) Even on a "
+               "prepared system, the LARS path costs "
                f"{1e3 * la['warm_s'] / max(1, la['steps_lassolars']):.0f} ms per step ({la['steps_lassolars']} "
                "steps): every step does triangular matrix-vector products with the full M x M factor R "
                f"({solves['M'] ** 2 * 8 / 2**20:.0f} MiB, memory-bound), whereas LassoLars, after forming the Gram "
@@ -941,6 +959,10 @@ def build_report(args, info, builds, same, rows, mem, diag, solves, command, dis
     L.append(f"- Python {info['python']}, numpy {info['numpy']}, numba {info['numba']}, MPICH {info['mpich']}; "
              f"{info['platform']}")
     L.append(f"- Command: `{command}`")
+    if info.get("code_start"):
+        same_code = info["code_start"] == info.get("code_end")
+        L.append(f"- Code measured: aiida-chimes at {info['code_start']}"
+                 + ("" if same_code else f"; **changed during the run**, at the end: {info.get('code_end')}"))
     if rows and rows.get("reused"):
         L.append("- Row files for the memory runs and the dense A: reused from an earlier run of this script in the "
                  "same working folder")
@@ -952,6 +974,26 @@ def build_report(args, info, builds, same, rows, mem, diag, solves, command, dis
 
 
 # ============================================================================ main
+#: Options the report needs (saved in results.json).
+REPORT_ARGS = ("frames", "replicate", "sk_max_iter", "cd_max_iter", "repeat", "target_nonzero", "eps")
+
+
+def report_from(path: Path, output: Path | None) -> int:
+    """Rewrite the report from the results.json of an earlier run."""
+    saved = json.loads(Path(path).read_text())
+    args = argparse.Namespace(**saved["args"])
+    builds = {int(k): v for k, v in saved["builds"].items()}
+    mem = {int(k) if k.isdigit() else k: v for k, v in saved["mem"].items()}
+    report = build_report(args, saved["info"], builds, saved["same"], saved["rows"], mem, saved["diag"],
+                          saved["solves"], saved["command"], saved["disturbed"])
+    if output is None:
+        print(report)
+    else:
+        output.write_text(report)
+        print(f"wrote {output}")
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -972,7 +1014,7 @@ def main(argv=None) -> int:
     ap.add_argument("--repeat", type=int, default=1,
                     help="timed calls of each compact solver on the prepared system (best is kept; 1)")
     ap.add_argument("--no-diagnose", dest="diagnose", action="store_false",
-                    help="skip the diagnostic of the class-factor folds and merges (~1 min)")
+                    help="skip the diagnostic of the class-factor merges (~15 s)")
     ap.add_argument("--wait-quiet", type=float, default=None,
                     help="before each timed part wait up to this many seconds for other processes to go below "
                          "0.25 cores (default 600; 0 with --quick)")
@@ -983,6 +1025,8 @@ def main(argv=None) -> int:
     ap.add_argument("--skip", nargs="*", default=[], choices=["build", "memory", "solve"], help="parts to skip")
     ap.add_argument("--output", type=Path, default=None,
                     help="results file (default benchmarks/results/fit.md; none with --quick)")
+    ap.add_argument("--report-from", type=Path, default=None,
+                    help="write the report from a results.json of an earlier run (kept with --keep) and exit")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
@@ -993,6 +1037,8 @@ def main(argv=None) -> int:
         print("RESULT " + json.dumps(fn(spec)), flush=True)
         return 0
 
+    if args.report_from is not None:
+        return report_from(args.report_from, args.output)
     if args.frames is None:
         args.frames = 4 if args.quick else 20
     if args.quick and args.orders is None:
@@ -1018,6 +1064,7 @@ def main(argv=None) -> int:
     t_start = time.perf_counter()
     try:
         info = machine_info()
+        info["code_start"] = code_state()
         setup = prepare(work, args.frames, args.orders)
         print(f"[data] {work}: {args.frames} frames" + (f", orders {args.orders}" if args.orders else ""), flush=True)
 
@@ -1075,10 +1122,16 @@ def main(argv=None) -> int:
             for key, name in (("lassolars_other", "lassolars"), ("cd_other", "lasso"),
                               ("sklearn_other", "LassoLars")):
                 loads.append((name, solves["lasso"][key]))
+        info["code_end"] = code_state()
         bad = [f"{n} ({x:.2f} cores)" for n, x in loads if x is not None and x >= QUIET]
         disturbed = ("other processes used at least 0.25 cores during: " + ", ".join(bad) + "; those figures may "
                      "be disturbed.") if bad else ("none: other processes used less than 0.25 cores during every "
                                                    "timed part.")
+        saved = {"args": {k: getattr(args, k) for k in REPORT_ARGS}, "info": info,
+                 "builds": {str(k): v for k, v in builds.items()}, "same": same, "rows": rows,
+                 "mem": {str(k): v for k, v in mem.items()}, "diag": diag, "solves": solves, "command": command,
+                 "disturbed": disturbed}
+        (work / "results.json").write_text(json.dumps(saved, indent=1))
         report = build_report(args, info, builds, same, rows, mem, diag, solves, command, disturbed)
         print(f"[done] {time.perf_counter() - t_start:.0f} s", flush=True)
         if output is not None:

@@ -280,7 +280,7 @@ class FitSystem:
     ncols:
         Number of columns M (coefficients).
     block_rows:
-        Rows of one class buffered before they are folded into the factors (default ``max(M + 2, 512)``).
+        Rows of one class buffered before they are folded into the factors (default 512).
         The buffers grow on demand, so classes with few rows (energies, stresses) stay small.
     """
 
@@ -290,7 +290,9 @@ class FitSystem:
             raise ValueError("ncols must be >= 1")
         self.ncols = ncols
         K = ncols + 2
-        self.block_rows = int(block_rows) if block_rows is not None else max(K, _MIN_BLOCK_ROWS)
+        # a fixed block (not ~M rows): the buffers of small classes (energies, stresses) then stay small, so the
+        # memory reaches its bound after a few hundred rows per class instead of growing towards M rows
+        self.block_rows = int(block_rows) if block_rows is not None else _MIN_BLOCK_ROWS
         if self.block_rows < 1:
             raise ValueError("block_rows must be >= 1")
         #: Free-form JSON-serialisable information stored with the system by :meth:`save`.
