@@ -20,18 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .io.lsq_files import excluded_pairs, excluded_types
 from .params import AtomType, ChimesParams, ClusterBlock, PairType, SpecialCutoffs
 
 _SLOTS = {3: ((0, 1), (0, 2), (1, 2)), 4: ((0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3))}
-
-
-def cluster_powers(natoms: int, order: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Allowed power tuples of a cluster of ``natoms`` whose atoms are all distinct, in enumeration order.
-
-    Returns (powers, equiv, param) for a cluster without like atoms; see :func:`cluster_rows` for the general
-    case.  Kept separate because it is the building block of the permutation handling.
-    """
-    return cluster_rows(tuple(range(natoms)), order)
 
 
 def cluster_rows(atoms: tuple, order: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -263,22 +255,12 @@ def _split_name(name: str, p: ChimesParams) -> tuple[str, str]:
     raise ValueError(f"{p.source}: unknown pair name {name!r}")
 
 
-def excluded_pairs(p: ChimesParams) -> set[int]:
-    v = p.flags.get("EXCLD2B", "false").split()
-    return set() if not v or v[0].lower() == "false" else {int(x) for x in v}
-
-
-def excluded_types(p: ChimesParams) -> set[int]:
-    v = p.flags.get("EXCLD1B", "false").split()
-    return set() if not v or v[0].lower() == "false" else {int(x) for x in v}
-
-
 def column_layout(p: ChimesParams, fit_energy: bool) -> ColumnLayout:
     """chimes_lsq column order: pair blocks, unique 3-body, unique 4-body, energy offsets (if fitted)."""
     o2 = p.orders[0]
     labels: list[str] = []
     col = 0
-    ex2 = excluded_pairs(p)
+    ex2 = set(excluded_pairs(p))
     pair_off = np.full(len(p.pairs), -1, dtype=np.int64)
     for k, q in enumerate(p.pairs):
         if k in ex2:
@@ -298,7 +280,7 @@ def column_layout(p: ChimesParams, fit_energy: bool) -> ColumnLayout:
         offs.append(off)
     e_off = np.full(len(p.types), -1, dtype=np.int64)
     if fit_energy:
-        ex1 = excluded_types(p)
+        ex1 = set(excluded_types(p))
         for t, at in enumerate(p.types):
             if t in ex1:
                 continue
