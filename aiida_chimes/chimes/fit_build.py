@@ -155,3 +155,20 @@ def _write_interop(setup, basis, ncols, folder, text, comm, rank, size, b_parts,
 
 def progress_stream(verbose: bool):
     return sys.stderr if verbose else None
+
+
+def attach_metadata(system: FitSystem, setup, weights=None, nframes: int | None = None) -> FitSystem:
+    """Record what ``chimes-solve`` needs to write a parameter file (and what the system was built from)."""
+    from .io.lsq_files import format_ff_groups_map, format_params_header
+
+    basis = build_basis(setup)
+    system.metadata.update({
+        "nframes": setup.nframes if nframes is None else nframes,
+        "fm_setup": setup.to_string(),
+        "params_header": format_params_header(basis),
+        "ff_groups_map": format_ff_groups_map(basis),
+        "fit_energy": bool(setup.fit_energy),
+        "weights": weights,
+    })
+    return system
+

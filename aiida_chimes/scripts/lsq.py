@@ -28,6 +28,9 @@ def _parser() -> argparse.ArgumentParser:
                          "unweighted, as chimes_lsq")
     ap.add_argument("--allow-long-manybody", action="store_true",
                     help="accept many-body SPECIAL S_MAXIM larger than the 2-body cutoff (as chimes_lsq does)")
+    ap.add_argument("--add-to", default=None, metavar="PREVIOUS",
+                    help="fold the new frames into an earlier fit_system.npz (same basis and weights), so an "
+                         "active-learning cycle builds rows only for its new frames")
     ap.add_argument("--quiet", "-q", action="store_true", help="no per-frame progress lines")
     return ap
 
@@ -53,6 +56,15 @@ def main(argv=None) -> int:
     if args.weights:
         with open(args.weights) as fh:
             weights = json.load(fh)
+    previous = None
+    if args.add_to and rank == 0:
+        try:
+            previous = _load_previous(args.add_to, setup, weights)
+        except (OSError, ValueError) as exc:
+            print(f"chimes-lsq: error: {exc}", file=sys.stderr)
+            if comm is not None and comm.Get_size() > 1:
+                comm.Abort(2)
+            return 2
     log = None if args.quiet else sys.stderr
     try:
         system, report = build_fit_system(setup, weights=weights, comm=comm,
@@ -64,23 +76,37 @@ def main(argv=None) -> int:
             comm.Abort(2)
         return 2
     if rank == 0:
-        from aiida_chimes.chimes.fit_basis import build_basis
-        from aiida_chimes.chimes.io.lsq_files import format_ff_groups_map, format_params_header
+        from aiida_chimes.chimes.fit_build import attach_metadata
 
-        basis = build_basis(setup)
-        system.metadata.update({
-            "fm_setup": setup.to_string(),
-            "params_header": format_params_header(basis),
-            "ff_groups_map": format_ff_groups_map(basis),
-            "fit_energy": bool(setup.fit_energy),
-            "weights": weights,
-        })
+        nframes = setup.nframes
+        if previous is not None:
+            previous.merge(system)
+            system = previous
+            nframes += int(system.metadata.get("nframes", 0))
+        attach_metadata(system, setup, weights, nframes=nframes)
         system.save(args.output)
-        nrows = system.nrows_total
-        print(f"chimes-lsq: {setup.nframes} frames, {nrows} rows, {report.ncols} columns -> {args.output}"
-              + ("" if args.compact_only else f" + interop files in {os.path.abspath(args.interop_dir)}")
-              + f" ({report.wall:.2f} s)", file=sys.stderr)
+        added = f" added to {args.add_to} ({nframes} in all)" if previous is not None else ""
+        interop = "" if args.compact_only else f" + interop files in {os.path.abspath(args.interop_dir)}"
+        print(f"chimes-lsq: {setup.nframes} frames{added}, {system.nrows_total} rows, {report.ncols} columns -> "
+              f"{args.output}{interop} ({report.wall:.2f} s)", file=sys.stderr)
     return 0
+
+
+def _load_previous(path, setup, weights):
+    """The earlier system of ``--add-to``, checked to have the same basis (params.header) and row weights."""
+    from aiida_chimes.chimes.fit_basis import build_basis
+    from aiida_chimes.chimes.fit_system import FitSystem
+    from aiida_chimes.chimes.io.lsq_files import format_params_header
+
+    previous = FitSystem.load(path)
+    meta = previous.metadata
+    if meta.get("params_header") != format_params_header(build_basis(setup)):
+        raise ValueError(f"{path}: its basis (params.header) differs from the one of {setup.source}; a system can "
+                         "only be extended with frames fitted with the same types, pairs, orders and exclusions")
+    if meta.get("weights") != weights:
+        raise ValueError(f"{path}: built with row weights {meta.get('weights')}, this run uses {weights}; use the "
+                         "same --weights to extend it")
+    return previous
 
 
 def _world():

@@ -1,0 +1,1 @@
+"""Calcfunctions of aiida-chimes: small data transformations that keep their provenance."""
