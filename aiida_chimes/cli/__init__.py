@@ -12,8 +12,11 @@ def cmd_root():
 
 
 # ---------------------------------------------------------------------------------------------------------
-# `aiida-chimes setup`: written separately (codes and computers); register it here with cmd_root.add_command.
+# `aiida-chimes setup`: the localhost computer and the codes of our console scripts
 # ---------------------------------------------------------------------------------------------------------
+from .setup import cmd_setup  # noqa: E402
+
+cmd_root.add_command(cmd_setup)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""Helpers for users and scripts that need a profile-level set-up (computers, codes)."""
