@@ -26,7 +26,8 @@ SUMMARY_FILE = "md_summary.json"
 
 #: Keys of ``md.json`` that the parameters Dict may hold (the file names are set by the CalcJob).
 PARAMETER_KEYS = ("ensemble", "thermostat", "temperature", "pressure", "timestep", "steps", "output_interval",
-                  "seed", "friction", "tau", "penalty", "blowup", "num_threads", "tags")
+                  "thermo_interval", "seed", "friction", "tau", "tau_p", "compressibility", "penalty", "blowup",
+                  "num_threads", "tags")
 
 
 def validate_parameters(parameters, _):
@@ -37,13 +38,17 @@ def validate_parameters(parameters, _):
     unknown = sorted(set(p) - set(PARAMETER_KEYS))
     if unknown:
         return f"parameters: unknown key(s) {unknown}; allowed: {list(PARAMETER_KEYS)}"
-    if p.get("ensemble", "nve") not in ("nve", "nvt", "npt"):
+    if p.get("ensemble") not in (None, "nve", "nvt", "npt"):
         return f"parameters: ensemble must be nve, nvt or npt, got {p.get('ensemble')!r}"
-    for key in ("timestep", "steps", "temperature"):
+    required = ("timestep", "steps") if p.get("ensemble") == "nve" else ("timestep", "steps", "temperature")
+    for key in required:
         if key not in p:
             return f"parameters: '{key}' is required"
-        if not isinstance(p[key], (int, float)) or p[key] <= 0:
+    for key in ("timestep", "steps", "temperature"):
+        if key in p and (not isinstance(p[key], (int, float)) or p[key] <= 0):
             return f"parameters: '{key}' must be a positive number, got {p[key]!r}"
+    if "ensemble" not in p:
+        return "parameters: 'ensemble' is required (nve, nvt or npt)"
     if "seed" not in p:
         return "parameters: 'seed' is required (velocities and thermostat noise must be reproducible and cacheable)"
     if p.get("ensemble") == "npt" and "pressure" not in p:
@@ -93,6 +98,9 @@ class MdCalculation(CalcJob):
         add_script_exit_codes(spec)
         spec.exit_code(320, "ERROR_MD_BLOWUP", invalidates_cache=True,
                        message="The trajectory blew up at step {step}: {reason}. Frames up to it are kept.")
+        spec.exit_code(321, "ERROR_MD_INTERRUPTED", invalidates_cache=True,
+                       message="The run stopped at step {step} with status {status} (killed or out of wall time); "
+                               "the frames written so far are kept.")
 
     def prepare_for_submission(self, folder):
         settings = self.inputs.parameters.get_dict()

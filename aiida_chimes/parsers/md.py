@@ -50,6 +50,9 @@ class MdParser(ScriptParser):
             self.out("final_velocities", vel)
         if summary.get("status") == "blowup":
             return self.exit_codes.ERROR_MD_BLOWUP.format(step=summary.get("steps_done"), reason=summary.get("reason"))
+        if summary.get("status") in ("running", "interrupted"):
+            return self.exit_codes.ERROR_MD_INTERRUPTED.format(step=summary.get("steps_done"),
+                                                               status=summary.get("status"))
         if summary.get("status") != "completed":
             return self.missing(SUMMARY_FILE)
         if not len(trajectory):
