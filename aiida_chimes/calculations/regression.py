@@ -12,6 +12,7 @@ from .base import add_script_exit_codes, script_calcinfo, set_default_options
 SYSTEM_FILE = "fit_system.npz"
 PARAMS_FILE = "params.txt"
 STATS_FILE = "fit_stats.json"
+COEFFICIENTS_FILE = "test_suite_params.txt"
 ALGORITHMS = ("svd", "ridge", "lasso", "lassolars", "lars", "dlasso", "dlars")
 DEFAULTS = {"algorithm": "svd", "eps": 1.0e-5, "alpha": 1.0e-4, "normalize": False}
 
@@ -39,7 +40,7 @@ def solver_cmdline(parameters: dict) -> list[str]:
     p = {**DEFAULTS, **parameters}
     return ["--system", SYSTEM_FILE, "--algorithm", p["algorithm"], "--eps", repr(float(p["eps"])),
             "--alpha", repr(float(p["alpha"])), "--normalize", str(bool(p["normalize"])).lower(),
-            "--output", PARAMS_FILE, "--stats", STATS_FILE]
+            "--output", PARAMS_FILE, "--stats", STATS_FILE, "--test_suite", "true"]
 
 
 class RegressionCalculation(CalcJob):
@@ -54,6 +55,8 @@ class RegressionCalculation(CalcJob):
         set_default_options(spec, "chimes.regression")
         spec.output("potential", valid_type=ChimesPotentialData, help="The fitted ChIMES parameter file.")
         spec.output("statistics", valid_type=orm.Dict, help="RMSE per class (unweighted), BIC, non-zero count.")
+        spec.output("coefficients", valid_type=orm.ArrayData, required=False,
+                    help="The solution vector x (array 'x', fit-system column order), for errors on other systems.")
         add_script_exit_codes(spec)
         spec.exit_code(310, "ERROR_NONFINITE_COEFFICIENTS", invalidates_cache=True,
                        message="The solution holds non-finite coefficients.")
@@ -61,5 +64,5 @@ class RegressionCalculation(CalcJob):
     def prepare_for_submission(self, folder):
         node = self.inputs.fit_system
         params = self.inputs.parameters.get_dict() if "parameters" in self.inputs else {}
-        return script_calcinfo(self.inputs.code, solver_cmdline(params), [PARAMS_FILE, STATS_FILE],
+        return script_calcinfo(self.inputs.code, solver_cmdline(params), [PARAMS_FILE, STATS_FILE, COEFFICIENTS_FILE],
                                local_copy_list=[(node.uuid, node.FILENAME, SYSTEM_FILE)])

@@ -7,7 +7,7 @@ import json
 import numpy as np
 from aiida import orm
 
-from ..calculations.regression import PARAMS_FILE, STATS_FILE
+from ..calculations.regression import COEFFICIENTS_FILE, PARAMS_FILE, STATS_FILE
 from ..chimes.params import ParamsFormatError
 from ..data.potential import ChimesPotentialData
 from .base import ScriptParser
@@ -32,6 +32,12 @@ class RegressionParser(ScriptParser):
         if not _all_finite(potential):
             return self.exit_codes.ERROR_NONFINITE_COEFFICIENTS
         self.out("potential", potential)
+        if self.has(COEFFICIENTS_FILE):
+            text = self.retrieved.base.repository.get_object_content(COEFFICIENTS_FILE)
+            x = np.array([float(line.split()[1]) for line in text.splitlines() if line.strip()])
+            coefficients = orm.ArrayData()
+            coefficients.set_array("x", x)
+            self.out("coefficients", coefficients)
         return None
 
 

@@ -40,6 +40,8 @@ def test_fit_equals_core_solver(chimes_code, cn_fit_system, parameters):
                                rtol=1e-12, atol=1e-12 * np.abs(result.x).max())
     for a, b in zip(got.triplets, expected.triplets, strict=True):
         np.testing.assert_allclose(a.values, b.values, rtol=1e-12, atol=1e-12 * np.abs(result.x).max())
+    np.testing.assert_allclose(results["coefficients"].get_array("x"), result.x, rtol=1e-12,
+                               atol=1e-12 * np.abs(result.x).max())
     stats = results["statistics"].get_dict()
     assert stats["rmse"] == pytest.approx(result.rmse, rel=1e-10)
     assert set(stats["rmse_by_class"]) >= {"force", "energy", "stress"}
