@@ -28,6 +28,26 @@ def structures():
                                       tags=[{"state_point": "a"}, {"state_point": "a"}, {"state_point": "b"}])
 
 
+def test_input_files(chimes_code, structures, file_regression):
+    from aiida.common.folders import SandboxFolder
+    from aiida.engine.utils import instantiate_process
+    from aiida.manage.manager import get_manager
+
+    from aiida_chimes.chimes.frames import FrameSet
+
+    code = chimes_code("chimes-label", "chimes.label_xtb")
+    process = instantiate_process(get_manager().get_runner(), LabelXtbCalculation, code=code, structures=structures,
+                                  parameters=orm.Dict({"electronic_temperature": 1000.0}), metadata=run_options())
+    with SandboxFolder() as folder:
+        calcinfo = process.prepare_for_submission(folder)
+        assert sorted(folder.get_content_list()) == ["label.json", "structures.npz"]
+        with open(folder.get_abs_path("label.json")) as handle:
+            file_regression.check(handle.read(), extension=".json")
+        frames = FrameSet.load(folder.get_abs_path("structures.npz"))
+    assert calcinfo.codes_info[0].cmdline_params == ["label.json"]
+    assert frames.to_npz_bytes() == structures.get_frameset().to_npz_bytes()
+
+
 def test_labels_equal_direct_tblite(chimes_code, structures):
     from tblite.ase import TBLite
 

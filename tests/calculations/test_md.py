@@ -31,12 +31,16 @@ def md_inputs(chimes_code):
             "structure": orm.StructureData(ase=atoms), "parameters": orm.Dict(NVE), "metadata": run_options()}
 
 
-def test_input_files(md_inputs):
+def test_input_files(md_inputs, file_regression):
     process = instantiate_process(get_manager().get_runner(), MdCalculation, **md_inputs)
     with SandboxFolder() as folder:
         calcinfo = process.prepare_for_submission(folder)
         names = sorted(folder.get_content_list())
         frames = FrameSet.load(folder.get_abs_path("structure.npz"))
+        with open(folder.get_abs_path("md.json")) as handle:
+            file_regression.check(handle.read(), extension=".json")
+        with open(folder.get_abs_path("params.txt")) as handle:
+            assert handle.read() == md_inputs["potential"].get_content()
     assert names == ["md.json", "params.txt", "structure.npz"]
     assert calcinfo.codes_info[0].cmdline_params == ["md.json"]
     np.testing.assert_allclose(frames.positions, md_inputs["structure"].get_ase().positions, rtol=0, atol=1e-12)
