@@ -113,7 +113,8 @@ def label_frames(frames: FrameSet, settings: LabelSettings, log=None, checkpoint
     """Label every frame; return ``(labelled FrameSet of the converged frames, report dict)``.
 
     Tags of each kept frame are the input tags plus ``reference`` (the method) and ``source_index`` (its index in
-    ``frames``).  ``checkpoint(labelled, report)``, when given, is called about every 10 % of the frames.
+    ``frames``, or the ``source_index`` the input tags already hold).  ``checkpoint(labelled, report)``, when
+    given, is called about every 10 % of the frames.
     """
     log = sys.stdout if log is None else log
     t0 = time.perf_counter()
@@ -136,7 +137,8 @@ def label_frames(frames: FrameSet, settings: LabelSettings, log=None, checkpoint
         except XtbFailure as exc:
             failed.append({"index": i, "message": str(exc)})
         else:
-            tags = {**frames.tags[i], "reference": settings.method, "source_index": i}
+            tags = {**frames.tags[i], "reference": settings.method,
+                    "source_index": frames.tags[i].get("source_index", i)}
             labelled.append(_frame(frames, i, res, settings, tags))
         if (i + 1) % every == 0 or i + 1 == n:
             print(f"chimes-label: {i + 1}/{n} frames, {len(labelled)} converged, {len(failed)} failed "

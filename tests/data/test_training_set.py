@@ -151,7 +151,9 @@ def test_subset_provenance():
     source = TrainingSetData.from_atoms(random_atoms(3, seed=5))
     subset, calc = subset_training_set.run_get_node(source, orm.List([2, 0]))
     assert subset.nframes == 2
-    assert_framesets_close(subset.get_frameset(), source.get_frameset().subset([2, 0]), rtol=0)
+    expected = source.get_frameset().subset([2, 0])
+    expected.tags = [{**t, "source_index": i} for t, i in zip(expected.tags, [2, 0], strict=True)]
+    assert_framesets_close(subset.get_frameset(), expected, rtol=0)
     labels = {link.link_label for link in calc.base.links.get_incoming(link_type=LinkType.INPUT_CALC).all()}
     assert labels == {"training_set", "indices"}
     assert subset.creator.pk == calc.pk

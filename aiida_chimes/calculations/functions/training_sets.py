@@ -22,8 +22,17 @@ def concatenate_training_sets(**training_sets: TrainingSetData) -> TrainingSetDa
 
 @calcfunction
 def subset_training_set(training_set: TrainingSetData, indices: orm.List) -> TrainingSetData:
-    """The frames at ``indices`` (in that order; repeats and negative indices allowed)."""
+    """The frames at ``indices`` (in that order; repeats and negative indices allowed).
+
+    Each frame's tags gain ``source_index``, its index in ``training_set``, unless they already hold one, so
+    labels computed on a subset can be matched with the parent set.
+    """
     values = indices.get_list()
     if not all(isinstance(i, int) and not isinstance(i, bool) for i in values):
         raise ValueError(f"indices must be integers, got {values[:10]}")
-    return TrainingSetData(training_set.get_frameset().subset(values))
+    parent = training_set.get_frameset()
+    subset = parent.subset(values)
+    n = len(parent)
+    subset.tags = [{**t, "source_index": t.get("source_index", i % n)} for t, i in zip(subset.tags, values,
+                                                                                      strict=True)]
+    return TrainingSetData(subset)

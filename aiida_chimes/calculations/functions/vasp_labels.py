@@ -48,7 +48,7 @@ def electronic_temperature(incar: dict) -> float:
     """Electronic temperature (K) of Fermi smearing (ISMEAR = -1: T = SIGMA / k_B), NaN for any other smearing.
 
     Other ISMEAR values (Gaussian, Methfessel-Paxton, tetrahedra) have no physical temperature.  VASP's default
-    ISMEAR is 1 and its default SIGMA 0.2 eV.
+    ISMEAR is 1 and its default SIGMA 0.2 eV; k_B is ASE's (``ase.units.kB``, eV/K).
     """
     p = {str(k).lower(): v for k, v in incar.items()}
     if int(p.get("ismear", 1)) != -1:
