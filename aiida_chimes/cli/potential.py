@@ -48,3 +48,9 @@ def potential_export(potential, file, force):
     with reported_errors():
         potential.export(file, overwrite=force)
     echo.echo_success(f"wrote {potential.__class__.__name__}<{potential.pk}> to {file}")
+
+
+from .potential_show import cmd_potential_provenance, cmd_potential_show  # noqa: E402  (after the group)
+
+cmd_potential.add_command(cmd_potential_show)
+cmd_potential.add_command(cmd_potential_provenance)

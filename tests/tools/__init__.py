@@ -1,0 +1,1 @@
+"""Tests of aiida_chimes.tools."""
