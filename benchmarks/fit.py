@@ -28,6 +28,9 @@ Usage::
     python benchmarks/fit.py --workdir /tmp/fitbench --keep   # keep the unpacked data, rows, systems, results.json
     python benchmarks/fit.py --workdir /tmp/fitbench          # again: reuses the saved rows (saves ~2 min)
     python benchmarks/fit.py --report-from /tmp/fitbench/results.json   # rewrite fit.md from the saved figures
+    # only the memory runs and the solves (no chimes-lsq builds), the build and diagnostic figures carried over
+    # from an earlier run's results.json and marked as older:
+    python benchmarks/fit.py --workdir /tmp/fitbench --skip build --no-diagnose --previous OLD/results.json
 """
 
 from __future__ import annotations
@@ -104,11 +107,15 @@ class Meter:
     def __exit__(self, *exc):
         self.wall = time.perf_counter() - self.w0
         t1 = os.times()
-        self.own = sum(getattr(t1, k) - getattr(self.t0, k)
-                       for k in ("user", "system", "children_user", "children_system"))
+        self.own = sum(
+            getattr(t1, k) - getattr(self.t0, k) for k in ("user", "system", "children_user", "children_system")
+        )
         busy1 = _busy_seconds()
-        self.other = (None if self.busy0 is None or busy1 is None or self.wall <= 0
-                      else max(0.0, (busy1 - self.busy0 - self.own) / self.wall))
+        self.other = (
+            None
+            if self.busy0 is None or busy1 is None or self.wall <= 0
+            else max(0.0, (busy1 - self.busy0 - self.own) / self.wall)
+        )
         return False
 
 
@@ -228,6 +235,7 @@ def child_fold(spec: dict) -> dict:
         "nbytes": nbytes_built,
         "nbytes_released": system.nbytes,
         "buffer_rows": buffers,
+        "block_rows": int(getattr(system, "block_rows", 0)),
         "rss_import_kb": rss_import,
         "rss_empty_system_kb": rss_empty,
         "vmhwm_kb": _status_kb("VmHWM"),
@@ -307,8 +315,11 @@ def build_runs(args, work: Path, setup: Path) -> dict:
             r = run_measured(cmd, work, ONE_THREAD, f"build_{ranks}rank")
             r["load_before"] = load
             ft = [f[4] for f in r["frames"]]
-            print(f"    wall {r['wall_s']:.1f} s, {len(ft)} frames, mean {statistics.mean(ft):.2f} s/frame, "
-                  f"peak RSS {r['maxrss_kb'] / 1024:.0f} MiB, other load {fmt_load(r['other_load'])}", flush=True)
+            print(
+                f"    wall {r['wall_s']:.1f} s, {len(ft)} frames, mean {statistics.mean(ft):.2f} s/frame, "
+                f"peak RSS {r['maxrss_kb'] / 1024:.0f} MiB, other load {fmt_load(r['other_load'])}",
+                flush=True,
+            )
             if best is None or (r["other_load"] or 0) < (best["other_load"] or 0):
                 best = r
             if best["other_load"] is None or best["other_load"] < QUIET:
@@ -351,9 +362,11 @@ def child_diagnose(spec: dict) -> dict:
     out = {"classes": {}}
     for c in CLASSES:
         F = system.factor(c, True)
-        out["classes"][c] = {"nrows": int(system.nrows[c]),
-                             "nonzero_rows": int(np.count_nonzero(np.any(F != 0.0, axis=1))),
-                             "subnormal": int(np.count_nonzero((F != 0) & (np.abs(F) < tiny)))}
+        out["classes"][c] = {
+            "nrows": int(system.nrows[c]),
+            "nonzero_rows": int(np.count_nonzero(np.any(F != 0.0, axis=1))),
+            "subnormal": int(np.count_nonzero((F != 0) & (np.abs(F) < tiny))),
+        }
         del F
     for i, c in enumerate(CLASSES):
         a, b = FitSystem.load(spec["path"]), FitSystem.load(spec["path"])
@@ -385,8 +398,9 @@ def build_rows(args, work: Path, setup: Path, nframes: int) -> dict:
         for k in range(nproc):
             spec = {"task": "rows", "setup": str(setup), "out": str(rows), "start": bounds[k], "stop": bounds[k + 1]}
             cmd = [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(spec)]
-            procs.append(subprocess.Popen(cmd, env=env, cwd=str(ROOT), stdout=subprocess.PIPE,
-                                          stderr=subprocess.PIPE, text=True))
+            procs.append(
+                subprocess.Popen(cmd, env=env, cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            )
         results = []
         for p in procs:
             so, se = p.communicate()
@@ -402,15 +416,25 @@ def memory_runs(args, work: Path, nframes: int) -> dict:
     out = {}
     for copies in (1, args.replicate):
         load = wait_for_quiet(args.wait_quiet) if args.wait_quiet > 0 else None
-        print(f"[memory] fold {nframes} frames x {copies} = {nframes * copies} frames in a fresh process ...",
-              flush=True)
-        spec = {"task": "fold", "rows": str(work / "rows"), "nframes": nframes, "copies": copies,
-                "weights": WEIGHTS, "save": str(work / "system_fold.npz") if copies == 1 else None}
+        print(
+            f"[memory] fold {nframes} frames x {copies} = {nframes * copies} frames in a fresh process ...", flush=True
+        )
+        spec = {
+            "task": "fold",
+            "rows": str(work / "rows"),
+            "nframes": nframes,
+            "copies": copies,
+            "weights": WEIGHTS,
+            "save": str(work / "system_fold.npz") if copies == 1 else None,
+        }
         r = run_child(spec)
         r["load_before"] = load
         r["ru_parent"] = r["parent_maxrss_kb"]
-        print(f"    fold {r['fold_s']:.1f} s, nbytes {r['nbytes'] / 2**20:.0f} MiB, "
-              f"peak RSS {r['maxrss_kb'] / 1024:.0f} MiB", flush=True)
+        print(
+            f"    fold {r['fold_s']:.1f} s, nbytes {r['nbytes'] / 2**20:.0f} MiB, "
+            f"peak RSS {r['maxrss_kb'] / 1024:.0f} MiB",
+            flush=True,
+        )
         out[copies] = r
     return out
 
@@ -432,8 +456,8 @@ def dense_weighted(work: Path, nframes: int):
     for p, n in zip(files, sizes, strict=True):
         with np.load(p) as d:
             w = row_weights(d["classes"], d["b"], np.full(n, int(d["natoms"])), WEIGHTS, gas=d["gas"])
-            Aw[pos:pos + n] = d["A"] * w[:, None]
-            bw[pos:pos + n] = d["b"] * w
+            Aw[pos : pos + n] = d["A"] * w[:, None]
+            bw[pos : pos + n] = d["b"] * w
         pos += n
     return Aw, bw
 
@@ -470,7 +494,9 @@ def warm_solvers():
     rng = np.random.default_rng(1)
     s = FitSystem(12)
     s.add_rows(rng.standard_normal((60, 12)), rng.standard_normal(60), 0)
-    for alg in ("svd", "lasso", "lassolars"):
+    s.add_rows(rng.standard_normal((3, 12)), rng.standard_normal(3), 1, 0.1)  # a few-row class
+    s.add_rows(rng.standard_normal((20, 12)), rng.standard_normal(20), 2, 250.0)
+    for alg in ("svd", "lasso", "lassolars", "lars"):
         solve(s, alg, alpha=1e-3)
 
 
@@ -483,7 +509,7 @@ def solve_runs(args, work: Path, system_path: Path, nframes: int) -> dict:
     from aiida_chimes.chimes.fit_system import FitSystem
     from aiida_chimes.chimes.solvers import solve
 
-    out = {"scipy": scipy.__version__, "sklearn": sklearn.__version__}
+    out = {"scipy": scipy.__version__, "sklearn": sklearn.__version__, "system": system_path.name}
     warm_solvers()
     Aw, bw = dense_weighted(work, nframes)
     N, M = Aw.shape
@@ -522,21 +548,31 @@ def solve_runs(args, work: Path, system_path: Path, nframes: int) -> dict:
     # ---------------------------------------------------------------- SVD
     quiet()
     print("[solve] svd (compact: fresh system, then prepared) ...", flush=True)
-    svd_res, m_svd = timed(lambda: solve(fresh(), "svd", eps=args.eps))
+    loaded = fresh()  # loaded outside the timing (as the report says)
+    svd_res, m_svd = timed(lambda s=loaded: solve(s, "svd", eps=args.eps))
+    del loaded
     svd_warm, m_svd_w = timed(lambda: solve(prepared, "svd", eps=args.eps), args.repeat)
-    print(f"    {m_svd[0].wall:.2f} s fresh, {best(m_svd_w).wall:.2f} s prepared, rank {svd_res.info['rank']}",
-          flush=True)
+    print(
+        f"    {m_svd[0].wall:.2f} s fresh, {best(m_svd_w).wall:.2f} s prepared, rank {svd_res.info['rank']}", flush=True
+    )
     print("[solve] scipy.linalg.lstsq (dense, gelsd) ...", flush=True)
     (x_ls, _, rank_ls, _), m_ls = timed(
-        lambda: scipy.linalg.lstsq(Aw, bw, cond=args.eps, check_finite=False, lapack_driver="gelsd"))
+        lambda: scipy.linalg.lstsq(Aw, bw, cond=args.eps, check_finite=False, lapack_driver="gelsd")
+    )
     print(f"    {m_ls[0].wall:.2f} s, rank {rank_ls}", flush=True)
     out["svd"] = {
         "eps": args.eps,
-        "cold_s": m_svd[0].wall, "warm_s": best(m_svd_w).wall, "ours_other": other_load(m_svd + m_svd_w),
-        "scipy_s": m_ls[0].wall, "scipy_other": other_load(m_ls),
-        "rank_ours": int(svd_res.info["rank"]), "rank_scipy": int(rank_ls),
-        "x_reldiff": rel(svd_res.x, x_ls), "x_reldiff_warm_cold": rel(svd_warm.x, svd_res.x),
-        "wrss_ours": wrss(svd_res.x), "wrss_scipy": wrss(x_ls),
+        "cold_s": m_svd[0].wall,
+        "warm_s": best(m_svd_w).wall,
+        "ours_other": other_load(m_svd + m_svd_w),
+        "scipy_s": m_ls[0].wall,
+        "scipy_other": other_load(m_ls),
+        "rank_ours": int(svd_res.info["rank"]),
+        "rank_scipy": int(rank_ls),
+        "x_reldiff": rel(svd_res.x, x_ls),
+        "x_reldiff_warm_cold": rel(svd_warm.x, svd_res.x),
+        "wrss_ours": wrss(svd_res.x),
+        "wrss_scipy": wrss(x_ls),
         "wrss_compact": float(prepared.residual_sumsq(svd_res.x, weighted=True)),
         "rmse_ours": svd_res.rmse,
     }
@@ -551,8 +587,16 @@ def solve_runs(args, work: Path, system_path: Path, nframes: int) -> dict:
         for ratio in args.alpha_ratios:
             a = ratio * alpha_max
             r, ms = timed(lambda a=a: solve(prepared, "lassolars", alpha=a))
-            scan.append({"ratio": ratio, "alpha": a, "nonzero": r.nonzero, "active": r.info["active"],
-                         "iterations": r.info["iterations"], "s": ms[0].wall})
+            scan.append(
+                {
+                    "ratio": ratio,
+                    "alpha": a,
+                    "nonzero": r.nonzero,
+                    "active": r.info["active"],
+                    "iterations": r.info["iterations"],
+                    "s": ms[0].wall,
+                }
+            )
             print(f"[alpha] {a:.4g} (= {ratio:g} alpha_max): {r.nonzero} non-zero, {ms[0].wall:.2f} s", flush=True)
             if r.nonzero >= args.target_nonzero:
                 alpha = a
@@ -566,46 +610,87 @@ def solve_runs(args, work: Path, system_path: Path, nframes: int) -> dict:
     # ---------------------------------------------------------------- LASSO
     quiet()
     print(f"[solve] lassolars (compact: fresh system, then prepared), alpha {alpha:.4g} ...", flush=True)
-    ll_res, m_ll = timed(lambda: solve(fresh(), "lassolars", alpha=alpha))
+    m_ll = []
+    for _ in range(args.repeat):  # each on a newly loaded system (loaded outside the timing)
+        loaded = fresh()
+        ll_res, m = timed(lambda s=loaded: solve(s, "lassolars", alpha=alpha))
+        m_ll += m
+        del loaded
     ll_warm, m_ll_w = timed(lambda: solve(prepared, "lassolars", alpha=alpha), args.repeat)
-    print(f"    {m_ll[0].wall:.2f} s fresh, {best(m_ll_w).wall:.2f} s prepared, {ll_res.nonzero} non-zero, "
-          f"{ll_res.info['iterations']} steps", flush=True)
+    print(
+        f"    {best(m_ll).wall:.2f} s fresh, {best(m_ll_w).wall:.2f} s prepared, {ll_res.nonzero} non-zero, "
+        f"{ll_res.info['iterations']} steps (fresh {', '.join(f'{m.wall:.2f}' for m in m_ll)}; prepared "
+        f"{', '.join(f'{m.wall:.2f}' for m in m_ll_w)})",
+        flush=True,
+    )
     print(f"[solve] lasso (compact, prepared, coordinate descent, max_iter {args.cd_max_iter}) ...", flush=True)
     cd_res, m_cd = timed(lambda: solve(prepared, "lasso", alpha=alpha, max_iter=args.cd_max_iter))
-    print(f"    {m_cd[0].wall:.2f} s, {cd_res.nonzero} non-zero, {cd_res.info['iterations']} sweeps, "
-          f"converged {cd_res.info['converged']}", flush=True)
+    print(
+        f"    {m_cd[0].wall:.2f} s, {cd_res.nonzero} non-zero, {cd_res.info['iterations']} sweeps, "
+        f"converged {cd_res.info['converged']}",
+        flush=True,
+    )
     quiet()
     print(f"[solve] sklearn LassoLars (dense, max_iter {args.sk_max_iter}) ...", flush=True)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         model = LassoLars(alpha=alpha, fit_intercept=False, max_iter=args.sk_max_iter)
-        _, m_sk = timed(lambda: model.fit(Aw, bw))
+        _, m_sk = timed(lambda: model.fit(Aw, bw), args.repeat)
     x_sk = np.asarray(model.coef_, dtype=np.float64).ravel()
     n_iter_sk = int(np.max(model.n_iter_))
-    print(f"    {m_sk[0].wall:.2f} s, {np.count_nonzero(np.abs(x_sk) > 1e-5)} non-zero, {n_iter_sk} steps, "
-          f"{len(caught)} warning(s)", flush=True)
+    print(
+        f"    {best(m_sk).wall:.2f} s ({', '.join(f'{m.wall:.2f}' for m in m_sk)}), "
+        f"{np.count_nonzero(np.abs(x_sk) > 1e-5)} non-zero, {n_iter_sk} steps, {len(caught)} warning(s)",
+        flush=True,
+    )
     _, m_gram = timed(lambda: Aw.T @ Aw)
     print(f"[solve] dense Gram A^T A alone: {m_gram[0].wall:.2f} s", flush=True)
+    from aiida_chimes.chimes import solvers as _solvers
+
+    compact_gram_s = None
+    if hasattr(_solvers, "_weighted_gram"):  # private: informative only (the Gram matrix of the lassolars path)
+        quiet()
+        _, m_cg = timed(lambda: _solvers._weighted_gram(prepared, False), args.repeat)
+        compact_gram_s = best(m_cg).wall
+        print(f"[solve] compact Gram matrix from the class factors alone: {compact_gram_s:.2f} s", flush=True)
     kinds = sorted({f"{w.category.__name__}: {str(w.message).splitlines()[0][:120]}" for w in caught})
     out["lasso"] = {
         "alpha": alpha,
-        "cold_s": m_ll[0].wall, "warm_s": best(m_ll_w).wall, "lassolars_other": other_load(m_ll + m_ll_w),
-        "cd_warm_s": m_cd[0].wall, "cd_other": other_load(m_cd),
-        "sklearn_s": m_sk[0].wall, "sklearn_other": other_load(m_sk), "gram_s": m_gram[0].wall,
-        "nonzero_lassolars": ll_res.nonzero, "nonzero_cd": cd_res.nonzero,
+        "cold_s": best(m_ll).wall,
+        "warm_s": best(m_ll_w).wall,
+        "cold_all_s": [m.wall for m in m_ll],
+        "warm_all_s": [m.wall for m in m_ll_w],
+        "sklearn_all_s": [m.wall for m in m_sk],
+        "lassolars_other": other_load(m_ll + m_ll_w),
+        "cd_warm_s": m_cd[0].wall,
+        "cd_other": other_load(m_cd),
+        "sklearn_s": best(m_sk).wall,
+        "sklearn_other": other_load(m_sk),
+        "gram_s": m_gram[0].wall,
+        "compact_gram_s": compact_gram_s,
+        "degenerate_lassolars": int(ll_res.info.get("degenerate_skipped", 0)),
+        "nonzero_lassolars": ll_res.nonzero,
+        "nonzero_cd": cd_res.nonzero,
         "nonzero_sklearn": int(np.count_nonzero(np.abs(x_sk) > 1e-5)),
-        "active_lassolars": int(ll_res.info["active"]), "active_sklearn": int(np.count_nonzero(x_sk)),
-        "steps_lassolars": int(ll_res.info["iterations"]), "drops_lassolars": int(ll_res.info["drops"]),
+        "active_lassolars": int(ll_res.info["active"]),
+        "active_sklearn": int(np.count_nonzero(x_sk)),
+        "steps_lassolars": int(ll_res.info["iterations"]),
+        "drops_lassolars": int(ll_res.info["drops"]),
         "converged_lassolars": bool(ll_res.info["converged"]),
-        "steps_sklearn": n_iter_sk, "sklearn_capped": n_iter_sk >= args.sk_max_iter,
-        "sweeps_cd": int(cd_res.info["iterations"]), "converged_cd": bool(cd_res.info["converged"]),
+        "steps_sklearn": n_iter_sk,
+        "sklearn_capped": n_iter_sk >= args.sk_max_iter,
+        "sweeps_cd": int(cd_res.info["iterations"]),
+        "converged_cd": bool(cd_res.info["converged"]),
         "gap_cd": float(cd_res.info["duality_gap"]),
-        "x_reldiff_lassolars_sklearn": rel(ll_res.x, x_sk), "x_reldiff_warm_cold": rel(ll_warm.x, ll_res.x),
+        "x_reldiff_lassolars_sklearn": rel(ll_res.x, x_sk),
+        "x_reldiff_warm_cold": rel(ll_warm.x, ll_res.x),
         "x_reldiff_cd_sklearn": rel(cd_res.x, x_sk),
         "support_diff_lassolars_sklearn": int(np.count_nonzero((ll_res.x != 0) != (x_sk != 0))),
-        "obj_lassolars": objective(ll_res.x, alpha), "obj_cd": objective(cd_res.x, alpha),
+        "obj_lassolars": objective(ll_res.x, alpha),
+        "obj_cd": objective(cd_res.x, alpha),
         "obj_sklearn": objective(x_sk, alpha),
-        "sklearn_warnings": kinds, "sklearn_nwarnings": len(caught),
+        "sklearn_warnings": kinds,
+        "sklearn_nwarnings": len(caught),
     }
     return out
 
@@ -614,14 +699,17 @@ def solve_runs(args, work: Path, system_path: Path, nframes: int) -> dict:
 def code_state() -> str:
     """Commit and local changes of the package being measured (another session may change it meanwhile)."""
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                              timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "aiida_chimes"], cwd=ROOT,
-                               capture_output=True, text=True, timeout=10).stdout
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "aiida_chimes"], cwd=ROOT, capture_output=True, text=True, timeout=10
+        ).stdout
         digest = ""
         if dirty.strip():
-            diff = subprocess.run(["git", "diff", "HEAD", "--", "aiida_chimes"], cwd=ROOT, capture_output=True,
-                                  timeout=10).stdout
+            diff = subprocess.run(
+                ["git", "diff", "HEAD", "--", "aiida_chimes"], cwd=ROOT, capture_output=True, timeout=10
+            ).stdout
             import hashlib
 
             digest = f" + uncommitted changes to aiida_chimes (diff sha1 {hashlib.sha1(diff).hexdigest()[:10]})"
@@ -646,8 +734,7 @@ def machine_info() -> dict:
     except (OSError, StopIteration):
         mem = "?"
     try:
-        mpi = subprocess.run([str(BIN / "mpiexec"), "--version"], capture_output=True, text=True,
-                             timeout=10).stdout
+        mpi = subprocess.run([str(BIN / "mpiexec"), "--version"], capture_output=True, text=True, timeout=10).stdout
         mpi = next((ln.split(":", 1)[1].strip() for ln in mpi.splitlines() if "Version:" in ln), "?")
     except (OSError, subprocess.SubprocessError):
         mpi = "?"
@@ -680,7 +767,17 @@ def verdict(ok: bool) -> str:
     return "**met**" if ok else "**missed**"
 
 
-def build_report(args, info, builds, same, rows, mem, diag, solves, command, disturbed) -> str:
+def older_note(older: dict | None, part: str) -> str:
+    """A line saying that a section's figures come from an earlier run (``--previous``), or ''."""
+    if not older or part not in older.get("parts", []):
+        return ""
+    return (
+        f"**Older figures, not re-measured in the latest run**: from the run of {older['date']} "
+        f"(`{older['command']}`, code {older['code']}).\n"
+    )
+
+
+def build_report(args, info, builds, same, rows, mem, diag, solves, command, disturbed, older=None) -> str:
     L = ["# Fit benchmark", ""]
     L.append(
         "ChIMES fit of the C/N hierarchical example of the ChIMES active-learning driver (al_driver "
@@ -694,7 +791,9 @@ def build_report(args, info, builds, same, rows, mem, diag, solves, command, dis
 
     # ------------------------------------------------------------ build
     if builds:
-        L.append(f"## Build (`chimes-lsq`, {args.frames} frames)\n")
+        L.append(f"## Build (`chimes-lsq`, {len(next(iter(builds.values()))['frames'])} frames)\n")
+        if older_note(older, "build"):
+            L.append(older_note(older, "build"))
         L.append(
             "Command (in the unpacked data folder), one BLAS/OpenMP/numba thread per rank "
             f"(`{' '.join(f'{k}={v}' for k, v in ONE_THREAD.items())}`):\n"
@@ -703,9 +802,11 @@ def build_report(args, info, builds, same, rows, mem, diag, solves, command, dis
             cmd = [Path(c).name if c.startswith(str(BIN)) else c for c in r["cmd"]]
             L.append(f"- {ranks} rank(s): `{shlex.join(cmd)}`")
         L.append("")
-        L.append("| ranks | frames | rows | columns | s/frame mean | min | max | first frame (s) | Σ frame times / "
-                 "rank (s) | build wall, internal (s) | of which not frames (s) | process wall (s) | speed-up (process "
-                 "wall) | peak RSS per process (MiB) | other load (cores) |")
+        L.append(
+            "| ranks | frames | rows | columns | s/frame mean | min | max | first frame (s) | Σ frame times / "
+            "rank (s) | build wall, internal (s) | of which not frames (s) | process wall (s) | speed-up (process "
+            "wall) | peak RSS per process (MiB) | other load (cores) |"
+        )
         L.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         base = builds.get(1) or next(iter(builds.values()))
         for ranks, r in builds.items():
@@ -734,12 +835,16 @@ def build_report(args, info, builds, same, rows, mem, diag, solves, command, dis
             "loaded from the on-disk cache (a 1-frame warm-up run with low orders precedes the timed runs).\n"
         )
         parent = max(r.get("parent_maxrss_kb", 0) for r in builds.values())
-        L.append(f"This script's own peak RSS when it started the builds was {mib(parent)} MiB (a child's "
-                 "`ru_maxrss` cannot be below its parent's peak at the spawn), so the figures above are the "
-                 "builds' own.\n")
+        L.append(
+            f"This script's own peak RSS when it started the builds was {mib(parent)} MiB (a child's "
+            "`ru_maxrss` cannot be below its parent's peak at the spawn), so the figures above are the "
+            "builds' own.\n"
+        )
         if same is not None:
-            L.append(f"The {' and '.join(f'{k}-rank' for k in builds)} systems agree: largest relative difference of "
-                     f"the Gram quadratic forms v^T (F_c^T F_c) v (8 random v, every class) {same:.1e}.\n")
+            L.append(
+                f"The {' and '.join(f'{k}-rank' for k in builds)} systems agree: largest relative difference of "
+                f"the Gram quadratic forms v^T (F_c^T F_c) v (8 random v, every class) {same:.1e}.\n"
+            )
         if 1 in builds and 2 in builds:
             sp = builds[1]["wall_s"] / builds[2]["wall_s"]
             sp_int = builds[1]["internal_wall_s"] / builds[2]["internal_wall_s"]
@@ -748,21 +853,30 @@ def build_report(args, info, builds, same, rows, mem, diag, solves, command, dis
             frames1 = sum(f[4] for f in builds[1]["frames"])
             serial1 = builds[1]["wall_s"] - frames1
             serial2 = r2["wall_s"] - frames2
-            why = (f"the frames split well ({frames1:.0f} s of frame work on 1 rank, at most {frames2:.0f} s per "
-                   f"rank on 2: {frames1 / frames2:.2f}x), but what is not frame work does not shrink: "
-                   f"{serial1:.0f} s of the 1-rank process wall (start-up, imports, set-up, the final fold of "
-                   f"buffered rows, writing the .npz) against {serial2:.0f} s on 2 ranks, which add the reduction "
-                   f"of the ranks' systems onto rank 0 ({r2['internal_wall_s'] - frames2:.0f} s of the internal "
-                   "wall is outside the frames: packing and sending the K x K factors of every class and merging "
-                   "them on one core; see the diagnostic section for the merges).  Had the 2-rank run added nothing "
-                   "to the 1-rank non-frame time, the speed-up would have been "
-                   f"{builds[1]['wall_s'] / (frames2 + serial1):.2f}x.  "
-                   f"The 2-rank peak RSS per process is also {mib(r2['maxrss_kb'])} MiB against "
-                   f"{mib(builds[1]['maxrss_kb'])} MiB on 1 rank (packed, received and unpacked copies of the "
-                   "system during the reduction).")
-            goals.append(("2 ranks at least 1.8x faster than 1", sp >= 1.8,
-                          f"{sp:.2f}x on the process wall ({builds[1]['wall_s']:.0f} s -> "
-                          f"{builds[2]['wall_s']:.0f} s), {sp_int:.2f}x on the internal build wall", why))
+            why = (
+                f"the frames split well ({frames1:.0f} s of frame work on 1 rank, at most {frames2:.0f} s per "
+                f"rank on 2: {frames1 / frames2:.2f}x), but what is not frame work does not shrink: "
+                f"{serial1:.0f} s of the 1-rank process wall (start-up, imports, set-up, the final fold of "
+                f"buffered rows, writing the .npz) against {serial2:.0f} s on 2 ranks, which add the reduction "
+                f"of the ranks' systems onto rank 0 ({r2['internal_wall_s'] - frames2:.0f} s of the internal "
+                "wall is outside the frames: packing and sending the K x K factors of every class and merging "
+                "them on one core; see the diagnostic section for the merges).  Had the 2-rank run added nothing "
+                "to the 1-rank non-frame time, the speed-up would have been "
+                f"{builds[1]['wall_s'] / (frames2 + serial1):.2f}x.  "
+                f"The 2-rank peak RSS per process is also {mib(r2['maxrss_kb'])} MiB against "
+                f"{mib(builds[1]['maxrss_kb'])} MiB on 1 rank (packed, received and unpacked copies of the "
+                "system during the reduction)."
+            )
+            goals.append(
+                (
+                    "2 ranks at least 1.8x faster than 1",
+                    sp >= 1.8,
+                    f"{sp:.2f}x on the process wall ({builds[1]['wall_s']:.0f} s -> "
+                    f"{builds[2]['wall_s']:.0f} s), {sp_int:.2f}x on the internal build wall"
+                    + (f" (older run, {older['date']})" if older_note(older, "build") else ""),
+                    why,
+                )
+            )
 
     # ------------------------------------------------------------ memory
     if mem:
@@ -776,9 +890,11 @@ def build_report(args, info, builds, same, rows, mem, diag, solves, command, dis
             f"distinct frames would take {args.replicate} times as long; the per-frame design work does not "
             "depend on the number of frames, the point is that the compact system does not grow with the rows).\n"
         )
-        L.append("| frames | rows | fold time (s) | `system.nbytes` at the end (MiB) | after `release_buffers` (MiB) "
-                 "| row buffers force / energy / stress (rows) | RSS after imports (MiB) | peak RSS, VmHWM (MiB) | "
-                 "other load (cores) |")
+        L.append(
+            "| frames | rows | fold time (s) | `system.nbytes` at the end (MiB) | after `release_buffers` (MiB) "
+            "| row buffers force / energy / stress (rows) | RSS after imports (MiB) | peak RSS, VmHWM (MiB) | "
+            "other load (cores) |"
+        )
         L.append("|---|---|---|---|---|---|---|---|---|")
         for r in (one, many):
             buf = r.get("buffer_rows", {})
@@ -795,6 +911,7 @@ def build_report(args, info, builds, same, rows, mem, diag, solves, command, dis
 
         dense = one["nrows"] * one["ncols"] * 8
         K = one["ncols"] + 2
+        block = int(one.get("block_rows") or 0)
         L.append("")
         L.append(
             f"Peak RSS {many['nframes']} / {one['nframes']} frames: {many['vmhwm_kb'] / one['vmhwm_kb']:.3f} "
@@ -803,31 +920,51 @@ def build_report(args, info, builds, same, rows, mem, diag, solves, command, dis
             f"for {one['nframes']} frames and {args.replicate * dense / 2**30:.1f} GiB for {many['nframes']}.  "
             f"Peak RSS is VmHWM of the child's own address space (`ru_maxrss` of a child also counts its "
             f"parent's peak at the spawn: here {mib(one['ru_parent'])} MiB vs {mib(one['maxrss_kb'])} / "
-            f"{mib(many['maxrss_kb'])} MiB).  What grows: the row buffers of the energy and stress classes, which "
-            f"fold only when {K} rows (K = M + 2, `block_rows`) have gathered or at the end, so they grow with the "
-            f"frames up to K x K doubles each ({K * K * 8 / 2**20:.0f} MiB), plus the copy of a partly filled "
-            "buffer made when it is folded at the end; every other array is K x K, independent of the frames.  "
-            f"The real {one['nframes']}-frame 1-rank `chimes-lsq` build above peaked at "
-            f"{mib(builds[1]['maxrss_kb']) if 1 in builds else '(not run)'} MiB (1 BLAS thread; it also holds "
-            "the numba design kernels and one frame's neighbour/cluster tables, and writes the compressed "
-            "`.npz`).\n"
+            f"{mib(many['maxrss_kb'])} MiB).  Row buffers: each class folds its buffered rows whenever "
+            f"`block_rows` = {block if block else '?'} of them have gathered (and at the end), so a buffer never "
+            f"exceeds {block if block else '?'} x K doubles ({block * K * 8 / 2**20:.1f} MiB); every other array "
+            "is K x K (K = M + 2), independent of the frames.  "
+            f"The real {one['nframes']}-frame 1-rank `chimes-lsq` build "
+            + ("of the older run " if older_note(older, "build") else "above ")
+            + f"peaked at {mib(builds[1]['maxrss_kb']) if 1 in builds else '(not run)'} MiB (1 BLAS thread; it "
+            "also holds the numba design kernels and one frame's neighbour/cluster tables, and writes the "
+            "compressed `.npz`).\n"
         )
+        old_mem = (older or {}).get("mem") or {}
+        o1, o2 = old_mem.get("1"), old_mem.get(str(args.replicate))
+        if o1 and o2:
+            ob = o1.get("block_rows") or (o1["ncols"] + 2)
+            L.append(
+                f"Older figures, for comparison (run of {older['date']}, code {older['code']}, row buffers "
+                f"folded every {ob} rows): VmHWM {mib(o1['vmhwm_kb'])} MiB ({o1['nframes']} frames) and "
+                f"{mib(o2['vmhwm_kb'])} MiB ({o2['nframes']} frames), "
+                f"{100 * (o2['vmhwm_kb'] / o1['vmhwm_kb'] - 1):+.1f} %; `nbytes` {o1['nbytes'] / 2**20:.1f} -> "
+                f"{o2['nbytes'] / 2**20:.1f} MiB.\n"
+            )
         if "fold_vs_build" in mem:
-            L.append(f"The folded {one['nframes']}-frame system agrees with the 1-rank `chimes-lsq` system: "
-                     f"largest relative difference of the Gram quadratic forms {mem['fold_vs_build']:.1e}.\n")
-        goals.append((f"peak memory for {many['nframes']} frames within 10 % of that for {one['nframes']}",
-                      abs(growth) <= 0.10, f"{100 * growth:+.1f} % (VmHWM {mib(one['vmhwm_kb'])} -> "
-                      f"{mib(many['vmhwm_kb'])} MiB; the dense A would grow by "
-                      f"{(args.replicate - 1) * dense / 2**30:.1f} GiB)",
-                      f"the memory is bounded but not yet at its bound at {one['nframes']} frames: the energy and "
-                      f"stress row buffers grow with the frames ({bufs(one)} rows at {one['nframes']} frames, "
-                      f"{bufs(many)} at {many['nframes']}) until they reach block_rows = K = {K} rows; folding "
-                      "the small classes sooner (a smaller block for them) would likely keep the peak flat from "
-                      "the start."))
+            L.append(
+                f"The folded {one['nframes']}-frame system agrees with the 1-rank `chimes-lsq` system: "
+                f"largest relative difference of the Gram quadratic forms {mem['fold_vs_build']:.1e}.\n"
+            )
+        goals.append(
+            (
+                f"peak memory for {many['nframes']} frames within 10 % of that for {one['nframes']}",
+                abs(growth) <= 0.10,
+                f"{100 * growth:+.1f} % (VmHWM {mib(one['vmhwm_kb'])} -> "
+                f"{mib(many['vmhwm_kb'])} MiB; the dense A would grow by "
+                f"{(args.replicate - 1) * dense / 2**30:.1f} GiB)",
+                f"the peak grew by {(many['vmhwm_kb'] - one['vmhwm_kb']) / 1024:.0f} MiB while the arrays "
+                f"the system holds grew by {(many['nbytes'] - one['nbytes']) / 2**20:.0f} MiB (`nbytes`; row "
+                f"buffers energy / stress {bufs(one)} rows at {one['nframes']} frames, {bufs(many)} at "
+                f"{many['nframes']}); the rest is transient (frame arrays, LAPACK work space).",
+            )
+        )
 
     # ------------------------------------------------------------ diagnostic
     if diag:
         L.append("## Combining class factors (diagnostic)\n")
+        if older_note(older, "diagnose"):
+            L.append(older_note(older, "diagnose"))
         L.append(
             f"Per class of the saved {args.frames}-frame system (1-rank build): its rows, the non-zero rows and "
             "the subnormal (|v| < 2.2e-308) entries of its weighted K x K factor, and the time of merging two "
@@ -851,20 +988,44 @@ def build_report(args, info, builds, same, rows, mem, diag, solves, command, dis
         L.append(
             f"Weighted system: N = {solves['N']} rows, M = {solves['M']} columns (dense weighted A: "
             f"{solves['dense_mb']:.0f} MB).  Compact solvers: `aiida_chimes.chimes.solvers.solve` on the "
-            "system written by the 1-rank `chimes-lsq` run.  *fresh*: a freshly loaded system (the load of the "
-            f".npz, {solves['load_s']:.1f} s, not timed), i.e. what `chimes-solve` does: the first solve also "
-            "combines the three class factors into the weighted triangle of A (cached afterwards); *prepared*: "
-            "the same call on a system whose triangle is already cached (solver proper plus the quality "
-            f"numbers, RMSE per class and BIC).  Combining the factors alone: {solves['prep_s']:.1f} s.  Dense "
+            + (
+                "system written by the 1-rank `chimes-lsq` run"
+                if solves.get("system", "system_1rank.npz") == "system_1rank.npz"
+                else f"system folded from the saved rows (`{solves['system']}`)"
+            )
+            + ".  *fresh*: a freshly loaded system (the load of the "
+            f".npz, {solves['load_s']:.1f} s, not timed), i.e. what `chimes-solve` does: the first `svd` (or "
+            "`ridge`, `lasso`) solve also combines the three class factors into the weighted triangle of A "
+            "(cached afterwards); *prepared*: the same call on a system whose triangle is already cached "
+            "(solver proper plus the quality numbers, RMSE per class and BIC).  Combining the factors alone: "
+            f"{solves['prep_s']:.1f} s.  "
+            + (
+                "`lassolars` does not use that triangle: every call forms the Gram matrix A^T A from the class "
+                "factors (BLAS-3, about M^3/3 flops for the force class, the few meaningful rows of the energy and "
+                f"stress factors; {la['compact_gram_s']:.2f} s alone) and runs the path on it, so its fresh and "
+                "prepared calls do the same work.  "
+                if la.get("compact_gram_s") is not None
+                else ""
+            )
+            + "Dense "
             "references on the explicit weighted A (`w A`, `w b`): "
             f"`scipy.linalg.lstsq(A, b, cond={s['eps']:g}, lapack_driver='gelsd', check_finite=False)` and "
             f"`sklearn.linear_model.LassoLars(alpha, fit_intercept=False, max_iter={args.sk_max_iter})` "
             "(default `precompute='auto'`: it forms the Gram matrix A^T A first; A^T A alone took "
             f"{la['gram_s']:.1f} s).  scipy {solves['scipy']}, scikit-learn {solves['sklearn']}, OpenBLAS with "
-            f"2 threads.  One call each{f' (prepared: best of {args.repeat})' if args.repeat > 1 else ''}.\n"
+            f"2 threads.  One call each"
+            + (
+                f" (prepared: best of {args.repeat}; `lassolars` fresh and LassoLars: best of {args.repeat} too, "
+                "each fresh call on a newly loaded system; all times below)"
+                if args.repeat > 1 and "cold_all_s" in la
+                else (f" (prepared: best of {args.repeat})" if args.repeat > 1 else "")
+            )
+            + ".\n"
         )
-        L.append("| problem | compact solver | fresh (s) | prepared (s) | dense reference | dense (s) | "
-                 "dense / fresh | dense / prepared | agreement |")
+        L.append(
+            "| problem | compact solver | fresh (s) | prepared (s) | dense reference | dense (s) | "
+            "dense / fresh | dense / prepared | agreement |"
+        )
         L.append("|---|---|---|---|---|---|---|---|---|")
         L.append(
             f"| least squares, eps = {s['eps']:g} | `svd` | {s['cold_s']:.2f} | {s['warm_s']:.2f} | scipy `lstsq` "
@@ -891,10 +1052,20 @@ def build_report(args, info, builds, same, rows, mem, diag, solves, command, dis
             "every solution.  Non-zero: |x_j| > 1e-5 (chimes_lsq's count); active (exactly non-zero): "
             f"{la['active_lassolars']} (`lassolars`) vs {la['active_sklearn']} (sklearn), supports differing in "
             f"{la['support_diff_lassolars_sklearn']} column(s).  `lassolars`: {la['steps_lassolars']} LARS steps "
-            f"({la['drops_lassolars']} drops), reached alpha: {la['converged_lassolars']}; sklearn: "
+            f"({la['drops_lassolars']} drops"
+            + (f", {la['degenerate_lassolars']} degenerate column(s) skipped" if "degenerate_lassolars" in la else "")
+            + f"), reached alpha: {la['converged_lassolars']}; sklearn: "
             f"{la['steps_sklearn']} steps"
             + (f" — **capped at max_iter = {args.sk_max_iter}**" if la["sklearn_capped"] else "")
             + f", {la['sklearn_nwarnings']} warning(s)"
+            + (
+                f".  Times of the {len(la['cold_all_s'])} calls: `lassolars` fresh "
+                f"{', '.join(f'{t:.2f}' for t in la['cold_all_s'])} s, prepared "
+                f"{', '.join(f'{t:.2f}' for t in la['warm_all_s'])} s, LassoLars "
+                f"{', '.join(f'{t:.2f}' for t in la['sklearn_all_s'])} s"
+                if "cold_all_s" in la
+                else ""
+            )
             + (": " + "; ".join(f"`{w}`" for w in la["sklearn_warnings"]) if la["sklearn_warnings"] else "")
             + f".  `lasso`: {la['sweeps_cd']} sweeps, converged {la['converged_cd']}, duality gap / N "
             f"{la['gap_cd']:.3g} (objective {la['obj_cd']:.6g}).  Fresh and prepared give the same x (relative "
@@ -915,25 +1086,47 @@ def build_report(args, info, builds, same, rows, mem, diag, solves, command, dis
             L.append("| alpha / alpha_max | alpha | non-zero | active | LARS steps | time (s) |")
             L.append("|---|---|---|---|---|---|")
             for r in solves["alpha_scan"]:
-                L.append(f"| {r['ratio']:g} | {r['alpha']:.4g} | {r['nonzero']} | {r['active']} | {r['iterations']} "
-                         f"| {r['s']:.2f} |")
+                L.append(
+                    f"| {r['ratio']:g} | {r['alpha']:.4g} | {r['nonzero']} | {r['active']} | {r['iterations']} "
+                    f"| {r['s']:.2f} |"
+                )
             L.append("")
-        why = (f"two causes.  (1) The first solve on a loaded system spends {solves['prep_s']:.1f} s combining "
-               "the three class factors into the triangle of A (see the diagnostic section).  (2) Even on a "
-               "prepared system, the LARS path costs "
-               f"{1e3 * la['warm_s'] / max(1, la['steps_lassolars']):.0f} ms per step ({la['steps_lassolars']} "
-               "steps): every step does triangular matrix-vector products with the full M x M factor R "
-               f"({solves['M'] ** 2 * 8 / 2**20:.0f} MiB, memory-bound), whereas LassoLars, after forming the Gram "
-               f"matrix once ({la['gram_s']:.1f} s here), updates the correlations with the active columns "
-               "of the Gram matrix only (O(M k) per step).  The dense A has only N/M = "
-               f"{solves['N'] / solves['M']:.1f} times as many rows as R, so at this size the dense method loses "
-               "little by holding A; its cost grows with N (the Gram matrix) while the compact solve's does not.")
-        goals.append(("compact LASSO at least 10x faster than LassoLars on the dense A",
-                      la["sklearn_s"] / la["cold_s"] >= 10.0,
-                      f"{la['sklearn_s'] / la['cold_s']:.2f}x from a fresh system (`lassolars` {la['cold_s']:.1f} s "
-                      f"vs LassoLars {la['sklearn_s']:.1f} s); {la['sklearn_s'] / la['warm_s']:.2f}x on a prepared "
-                      f"system ({la['warm_s']:.1f} s); coordinate-descent `lasso` (prepared): "
-                      f"{la['sklearn_s'] / la['cd_warm_s']:.2f}x", why))
+        old_solves = (older or {}).get("solves")
+        if old_solves and "solve" in (older or {}).get("superseded", []):
+            ol = old_solves["lasso"]
+            L.append(
+                f"Older figures, for comparison (run of {older['date']}, code {older['code']}: the LARS path then "
+                "kept a QR factorisation of the active columns and multiplied by the full triangle R at every "
+                f"step): `lassolars` at alpha = {ol['alpha']:.4g} took {ol['cold_s']:.2f} s fresh (then "
+                f"including, by an error of the script, the {old_solves['load_s']:.1f} s load of the .npz) and "
+                f"{ol['warm_s']:.2f} s prepared ({ol['steps_lassolars']} steps) against {ol['sklearn_s']:.2f} s "
+                f"for LassoLars in that run ({ol['sklearn_s'] / ol['cold_s']:.2f}x and "
+                f"{ol['sklearn_s'] / ol['warm_s']:.2f}x).\n"
+            )
+        gram_part = la.get("compact_gram_s")
+        why = (
+            f"the compact `lassolars` call took {la['cold_s']:.2f} s fresh"
+            + (
+                f", of which {gram_part:.2f} s formed the Gram matrix from the class factors (about M^3/3 flops) "
+                f"and the rest was the path ({la['steps_lassolars']} steps of O(M k) each) and the quality numbers"
+                if gram_part is not None
+                else ""
+            )
+            + f"; LassoLars took {la['sklearn_s']:.2f} s, {la['gram_s']:.2f} s of it forming A^T A (N M^2 flops, "
+            f"3 N/M = {3 * solves['N'] / solves['M']:.1f} times as many as the compact Gram matrix at this N; the "
+            "paths cost the same on both sides, so the advantage of the compact solve grows with N)."
+        )
+        goals.append(
+            (
+                "compact LASSO at least 10x faster than LassoLars on the dense A",
+                la["sklearn_s"] / la["cold_s"] >= 10.0,
+                f"{la['sklearn_s'] / la['cold_s']:.2f}x from a fresh system (`lassolars` {la['cold_s']:.1f} s "
+                f"vs LassoLars {la['sklearn_s']:.1f} s); {la['sklearn_s'] / la['warm_s']:.2f}x on a prepared "
+                f"system ({la['warm_s']:.1f} s); coordinate-descent `lasso` (prepared): "
+                f"{la['sklearn_s'] / la['cd_warm_s']:.2f}x",
+                why,
+            )
+        )
 
     # ------------------------------------------------------------ goals
     L.append("## Goals\n")
@@ -954,21 +1147,31 @@ def build_report(args, info, builds, same, rows, mem, diag, solves, command, dis
     # ------------------------------------------------------------ environment
     L.append("## Environment\n")
     L.append(f"- Date: {info['date']}")
-    L.append(f"- CPU: {info['cpu']}; {info['cpus']} CPU(s), {info['cores_per_socket']} core(s) per socket, "
-             f"{info['threads_per_core']} thread(s) per core; memory {info['memory']}")
-    L.append(f"- Python {info['python']}, numpy {info['numpy']}, numba {info['numba']}, MPICH {info['mpich']}; "
-             f"{info['platform']}")
+    L.append(
+        f"- CPU: {info['cpu']}; {info['cpus']} CPU(s), {info['cores_per_socket']} core(s) per socket, "
+        f"{info['threads_per_core']} thread(s) per core; memory {info['memory']}"
+    )
+    L.append(
+        f"- Python {info['python']}, numpy {info['numpy']}, numba {info['numba']}, MPICH {info['mpich']}; "
+        f"{info['platform']}"
+    )
     L.append(f"- Command: `{command}`")
     if info.get("code_start"):
         same_code = info["code_start"] == info.get("code_end")
-        L.append(f"- Code measured: aiida-chimes at {info['code_start']}"
-                 + ("" if same_code else f"; **changed during the run**, at the end: {info.get('code_end')}"))
+        L.append(
+            f"- Code measured: aiida-chimes at {info['code_start']}"
+            + ("" if same_code else f"; **changed during the run**, at the end: {info.get('code_end')}")
+        )
     if rows and rows.get("reused"):
-        L.append("- Row files for the memory runs and the dense A: reused from an earlier run of this script in the "
-                 "same working folder")
+        L.append(
+            "- Row files for the memory runs and the dense A: reused from an earlier run of this script in the "
+            "same working folder"
+        )
     if rows and not rows.get("reused"):
-        L.append(f"- Row files for the memory runs and the dense A: built by two 1-thread children at once "
-                 f"({rows['wall_s']:.0f} s, {statistics.mean(rows['times']):.1f} s/frame), not part of the figures")
+        L.append(
+            f"- Row files for the memory runs and the dense A: built by two 1-thread children at once "
+            f"({rows['wall_s']:.0f} s, {statistics.mean(rows['times']):.1f} s/frame), not part of the figures"
+        )
     L.append("")
     return "\n".join(L)
 
@@ -984,8 +1187,19 @@ def report_from(path: Path, output: Path | None) -> int:
     args = argparse.Namespace(**saved["args"])
     builds = {int(k): v for k, v in saved["builds"].items()}
     mem = {int(k) if k.isdigit() else k: v for k, v in saved["mem"].items()}
-    report = build_report(args, saved["info"], builds, saved["same"], saved["rows"], mem, saved["diag"],
-                          saved["solves"], saved["command"], saved["disturbed"])
+    report = build_report(
+        args,
+        saved["info"],
+        builds,
+        saved["same"],
+        saved["rows"],
+        mem,
+        saved["diag"],
+        saved["solves"],
+        saved["command"],
+        saved["disturbed"],
+        saved.get("older"),
+    )
     if output is None:
         print(report)
     else:
@@ -995,45 +1209,82 @@ def report_from(path: Path, output: Path | None) -> int:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true",
-                    help="4 frames with orders 8/4/2, no waiting: smoke run, writes no results file unless --output")
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="4 frames with orders 8/4/2, no waiting: smoke run, writes no results file unless --output",
+    )
     ap.add_argument("--frames", type=int, default=None, help="frames (default 20; 4 with --quick)")
     ap.add_argument("--orders", default=None, help="override the PAIRTYP orders, e.g. '8 4 2' (default: the file's)")
     ap.add_argument("--ranks", type=int, nargs="+", default=[1, 2], help="rank counts of the builds (default 1 2)")
     ap.add_argument("--replicate", type=int, default=10, help="replication factor of the big memory run (10)")
     ap.add_argument("--eps", type=float, default=1e-5, help="relative SVD cutoff (1e-5)")
     ap.add_argument("--alpha", type=float, default=None, help="LASSO alpha (default: scan, see --target-nonzero)")
-    ap.add_argument("--alpha-ratios", type=float, nargs="+",
-                    default=[1e-1, 3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5],
-                    help="alpha / alpha_max values scanned, descending")
+    ap.add_argument(
+        "--alpha-ratios",
+        type=float,
+        nargs="+",
+        default=[1e-1, 3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5],
+        help="alpha / alpha_max values scanned, descending",
+    )
     ap.add_argument("--target-nonzero", type=int, default=200, help="alpha scan stops at this many non-zero (200)")
     ap.add_argument("--sk-max-iter", type=int, default=5000, help="max_iter of sklearn LassoLars (5000)")
     ap.add_argument("--cd-max-iter", type=int, default=100000, help="max sweeps of the compact lasso (100000)")
-    ap.add_argument("--repeat", type=int, default=1,
-                    help="timed calls of each compact solver on the prepared system (best is kept; 1)")
-    ap.add_argument("--no-diagnose", dest="diagnose", action="store_false",
-                    help="skip the diagnostic of the class-factor merges (~15 s)")
-    ap.add_argument("--wait-quiet", type=float, default=None,
-                    help="before each timed part wait up to this many seconds for other processes to go below "
-                         "0.25 cores (default 600; 0 with --quick)")
-    ap.add_argument("--retries", type=int, default=None,
-                    help="rerun a build when other processes used >= 0.25 cores during it (default 1; 0 with --quick)")
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="timed calls of each compact solver on the prepared system (best is kept; 1)",
+    )
+    ap.add_argument(
+        "--no-diagnose",
+        dest="diagnose",
+        action="store_false",
+        help="skip the diagnostic of the class-factor merges (~15 s)",
+    )
+    ap.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=None,
+        help="before each timed part wait up to this many seconds for other processes to go below "
+        "0.25 cores (default 600; 0 with --quick)",
+    )
+    ap.add_argument(
+        "--retries",
+        type=int,
+        default=None,
+        help="rerun a build when other processes used >= 0.25 cores during it (default 1; 0 with --quick)",
+    )
     ap.add_argument("--workdir", type=Path, default=None, help="working folder (default: a temporary one)")
     ap.add_argument("--keep", action="store_true", help="keep the working folder")
     ap.add_argument("--skip", nargs="*", default=[], choices=["build", "memory", "solve"], help="parts to skip")
-    ap.add_argument("--output", type=Path, default=None,
-                    help="results file (default benchmarks/results/fit.md; none with --quick)")
-    ap.add_argument("--report-from", type=Path, default=None,
-                    help="write the report from a results.json of an earlier run (kept with --keep) and exit")
+    ap.add_argument(
+        "--output", type=Path, default=None, help="results file (default benchmarks/results/fit.md; none with --quick)"
+    )
+    ap.add_argument(
+        "--previous",
+        type=Path,
+        default=None,
+        help="results.json of an earlier run: the parts skipped now (build, diagnostic) are reported "
+        "from it, marked as older; re-measured parts get a comparison line",
+    )
+    ap.add_argument(
+        "--report-from",
+        type=Path,
+        default=None,
+        help="write the report from a results.json of an earlier run (kept with --keep) and exit",
+    )
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
     if args.child:
         spec = json.loads(args.child)
         fn = {"rows": child_rows, "fold": child_fold, "compare": child_compare, "diagnose": child_diagnose}[
-            spec["task"]]
+            spec["task"]
+        ]
         print("RESULT " + json.dumps(fn(spec)), flush=True)
         return 0
 
@@ -1052,8 +1303,11 @@ def main(argv=None) -> int:
         output = ROOT / "benchmarks" / "results" / "fit.md"
     script = Path(sys.argv[0]).resolve()
     command = "python " + shlex.join(
-        [str(script.relative_to(ROOT)) if script.is_relative_to(ROOT) else sys.argv[0],
-         *(sys.argv[1:] if argv is None else argv)])
+        [
+            str(script.relative_to(ROOT)) if script.is_relative_to(ROOT) else sys.argv[0],
+            *(sys.argv[1:] if argv is None else argv),
+        ]
+    )
 
     tmp = None
     if args.workdir is None:
@@ -1074,8 +1328,12 @@ def main(argv=None) -> int:
             warm = work / "warmup"
             wsetup = prepare(warm, 1, "6 4 2")
             print("[warm-up] 1 frame, orders 6/4/2 ...", flush=True)
-            run_measured([str(BIN / "chimes-lsq"), wsetup.name, "--compact-only", "-q", "-o", "w.npz"], warm,
-                         ONE_THREAD, "warmup")
+            run_measured(
+                [str(BIN / "chimes-lsq"), wsetup.name, "--compact-only", "-q", "-o", "w.npz"],
+                warm,
+                ONE_THREAD,
+                "warmup",
+            )
             builds = build_runs(args, work, setup)
             paths = [work / f"system_{r}rank.npz" for r in builds]
             if len(paths) > 1:
@@ -1103,8 +1361,14 @@ def main(argv=None) -> int:
             if not sys_path.exists():
                 sys_path = work / "system_fold.npz"
             if not sys_path.exists():
-                spec = {"task": "fold", "rows": str(work / "rows"), "nframes": args.frames, "copies": 1,
-                        "weights": WEIGHTS, "save": str(work / "system_fold.npz")}
+                spec = {
+                    "task": "fold",
+                    "rows": str(work / "rows"),
+                    "nframes": args.frames,
+                    "copies": 1,
+                    "weights": WEIGHTS,
+                    "save": str(work / "system_fold.npz"),
+                }
                 run_child(spec)
                 sys_path = work / "system_fold.npz"
             solves = solve_runs(args, work, sys_path, args.frames)
@@ -1112,6 +1376,29 @@ def main(argv=None) -> int:
         loads = []
         for ranks, r in builds.items():
             loads.append((f"{ranks}-rank build", r["other_load"]))
+        older = None
+        if args.previous is not None:
+            prev = json.loads(Path(args.previous).read_text())
+            older = {
+                "date": prev["info"]["date"],
+                "code": prev["info"].get("code_start", "?"),
+                "command": prev["command"],
+                "parts": [],
+                "superseded": [],
+                "mem": prev.get("mem"),
+                "solves": prev.get("solves"),
+            }
+            if not builds and prev.get("builds"):
+                builds = {int(k): v for k, v in prev["builds"].items()}
+                same = prev.get("same")
+                older["parts"].append("build")
+            if diag is None and prev.get("diag"):
+                diag = prev["diag"]
+                older["parts"].append("diagnose")
+            if mem and prev.get("mem"):
+                older["superseded"].append("mem")
+            if solves and prev.get("solves"):
+                older["superseded"].append("solve")
         for r in mem.values():
             if isinstance(r, dict):
                 loads.append((f"{r['nframes']}-frame fold", r["other_load"]))
@@ -1119,20 +1406,30 @@ def main(argv=None) -> int:
             loads.append(("combine", solves["prep_other"]))
             for key, name in (("ours_other", "svd"), ("scipy_other", "lstsq")):
                 loads.append((name, solves["svd"][key]))
-            for key, name in (("lassolars_other", "lassolars"), ("cd_other", "lasso"),
-                              ("sklearn_other", "LassoLars")):
+            for key, name in (("lassolars_other", "lassolars"), ("cd_other", "lasso"), ("sklearn_other", "LassoLars")):
                 loads.append((name, solves["lasso"][key]))
         info["code_end"] = code_state()
         bad = [f"{n} ({x:.2f} cores)" for n, x in loads if x is not None and x >= QUIET]
-        disturbed = ("other processes used at least 0.25 cores during: " + ", ".join(bad) + "; those figures may "
-                     "be disturbed.") if bad else ("none: other processes used less than 0.25 cores during every "
-                                                   "timed part.")
-        saved = {"args": {k: getattr(args, k) for k in REPORT_ARGS}, "info": info,
-                 "builds": {str(k): v for k, v in builds.items()}, "same": same, "rows": rows,
-                 "mem": {str(k): v for k, v in mem.items()}, "diag": diag, "solves": solves, "command": command,
-                 "disturbed": disturbed}
+        disturbed = (
+            ("other processes used at least 0.25 cores during: " + ", ".join(bad) + "; those figures may be disturbed.")
+            if bad
+            else ("none: other processes used less than 0.25 cores during every timed part.")
+        )
+        saved = {
+            "args": {k: getattr(args, k) for k in REPORT_ARGS},
+            "info": info,
+            "builds": {str(k): v for k, v in builds.items()},
+            "same": same,
+            "rows": rows,
+            "mem": {str(k): v for k, v in mem.items()},
+            "diag": diag,
+            "solves": solves,
+            "command": command,
+            "disturbed": disturbed,
+            "older": older,
+        }
         (work / "results.json").write_text(json.dumps(saved, indent=1))
-        report = build_report(args, info, builds, same, rows, mem, diag, solves, command, disturbed)
+        report = build_report(args, info, builds, same, rows, mem, diag, solves, command, disturbed, older)
         print(f"[done] {time.perf_counter() - t_start:.0f} s", flush=True)
         if output is not None:
             output.parent.mkdir(parents=True, exist_ok=True)

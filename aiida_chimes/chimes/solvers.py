@@ -21,12 +21,17 @@ weighted A are the test references:
     without (``lars``) the LASSO modification, followed down to ``alpha`` and interpolated there, as sklearn
     ``lars_path(..., alpha_min=alpha)`` / ``LassoLars(alpha, fit_intercept=False)``: alpha is the common
     absolute correlation of the active columns divided by N, so the ``lassolars`` result minimises the same
-    objective as ``lasso``.  The active set is kept as a QR factorisation (classical Gram-Schmidt with
-    re-orthogonalisation, Givens rotations when a column leaves), so no Gram matrix is formed.  Plain LAR
+    objective as ``lasso``.  The path runs on the Gram matrix ``G = (wA)^T wA`` and ``c0 = (wA)^T wb``, formed
+    once (BLAS-3) from the class factors of the system without combining them into the triangle of A:
+    the correlations ``c = c0 - G x`` are updated from the active rows of G only and the Cholesky factor of
+    ``G[active, active]`` is extended by one triangular solve when a column enters and downdated by Givens
+    rotations when one leaves, so a step costs O(M k) for k active columns (numba).  Plain LAR
     keeps a column whose coefficient crosses zero (textbook LAR, as DLARS); sklearn's ``method='lar'``
     instead flips the sign of that column and pauses the next entry, so the two agree only up to the first
     zero crossing (``info['zero_crossings']``).  A column that enters (numerically) in the span of the active
-    columns is skipped while the active set is unchanged (``info['degenerate_skipped']``).
+    columns (its component orthogonal to them below ``LARS_DEGENERATE_TOL`` = 1e-6 of its norm: from the
+    Gram matrix, smaller components are lost in rounding) is skipped while the active set is unchanged
+    (``info['degenerate_skipped']``).
 
 ``normalize=True`` (DLARS/DLASSO ``--normalize=y``): every column of the weighted A is centred (its mean over
 all rows subtracted) and scaled to unit Euclidean norm, and wb is centred; the solver runs on that problem
@@ -53,8 +58,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import njit
 from scipy.linalg import solve_triangular, svd
-from scipy.linalg.blas import dtrmv
 from scipy.linalg.lapack import dtpqrt
+
+from .fit_system import CLASSES, STREAMS
 
 __all__ = ["ALGORITHMS", "ALIASES", "FitResult", "NONZERO_THRESHOLD", "predict", "solve"]
 
@@ -63,8 +69,11 @@ ALIASES = {"dlasso": "lassolars", "dlars": "lars"}
 #: chimes_lsq.py ``count_nonzero_vars`` threshold.
 NONZERO_THRESHOLD = 1.0e-5
 #: A column enters the LARS active set only if its component orthogonal to the active columns is larger than
-#: this fraction of its norm.
-LARS_DEGENERATE_TOL = 1.0e-10
+#: this fraction of its norm.  The path works on the Gram matrix, where that component is the square root of
+#: ``G_jj - ||L^{-1} G_Aj||^2``, which carries a rounding error of order k eps G_jj (k active columns): a
+#: column in the span of the active ones shows a relative component of up to ~1e-7, hence 1e-6 (the QR
+#: version of the path could resolve 1e-10).
+LARS_DEGENERATE_TOL = 1.0e-6
 #: Under ``normalize``, a column whose centred norm is below this fraction of its norm is treated as constant.
 CONSTANT_COLUMN_TOL = 1.0e-10
 
@@ -140,21 +149,39 @@ def solve(system, algorithm="svd", eps=1.0e-5, alpha=1.0e-4, normalize=False, ma
     if param < 0:
         raise ValueError("eps and alpha must be >= 0")
 
-    T = system._triangle(None, weighted=True, centred=bool(normalize))
-    R = np.array(T[:M, :M], order="F", copy=True)
-    z = T[:M, M].copy()
-    rho = float(T[M, M])
     info: dict = {"method": method}
     scale = np.ones(M)
-    if normalize:
-        norms = np.sqrt(np.einsum("ij,ij->j", R, R))
-        F = system.factor(None, weighted=True)
-        full = np.sqrt(np.einsum("ij,ij->j", F[:, 1 : M + 1], F[:, 1 : M + 1]))
-        const = norms <= CONSTANT_COLUMN_TOL * full
-        scale = np.where(const, 1.0, norms)
-        R /= scale
-        R[:, const] = 0.0
-        info["constant_columns"] = int(const.sum())
+    if method in ("lassolars", "lars"):
+        # the path needs only A^T A and A^T b: formed from the class factors, no triangle of A
+        G, mean = _weighted_gram(system, centred=bool(normalize))
+        c0 = G[:M, M].copy()
+        if normalize:
+            norms = np.sqrt(np.maximum(np.diag(G)[:M], 0.0))
+            full = np.sqrt(np.maximum(np.diag(G)[:M] + N * mean[:M] ** 2, 0.0))  # uncentred column norms
+            const = norms <= CONSTANT_COLUMN_TOL * full
+            scale = np.where(const, 1.0, norms)
+            Gs = G[:M, :M]
+            Gs /= scale
+            Gs /= scale[:, None]
+            Gs[const, :] = 0.0
+            Gs[:, const] = 0.0
+            c0 /= scale
+            c0[const] = 0.0
+            info["constant_columns"] = int(const.sum())
+    else:
+        T = system._triangle(None, weighted=True, centred=bool(normalize))
+        R = np.array(T[:M, :M], order="F", copy=True)
+        z = T[:M, M].copy()
+        rho = float(T[M, M])
+        if normalize:
+            norms = np.sqrt(np.einsum("ij,ij->j", R, R))
+            F = system.factor(None, weighted=True)
+            full = np.sqrt(np.einsum("ij,ij->j", F[:, 1 : M + 1], F[:, 1 : M + 1]))
+            const = norms <= CONSTANT_COLUMN_TOL * full
+            scale = np.where(const, 1.0, norms)
+            R /= scale
+            R[:, const] = 0.0
+            info["constant_columns"] = int(const.sum())
 
     if method == "svd":
         xs, extra = _solve_svd(R, z, param)
@@ -166,7 +193,8 @@ def solve(system, algorithm="svd", eps=1.0e-5, alpha=1.0e-4, normalize=False, ma
         xs, extra = _solve_lasso_cd(R, z, rho, N, param, int(max_iter), float(tol))
         nvars = None
     else:
-        xs, extra = _solve_lars(R, z, rho, N, param, method == "lassolars", int(max_iter))
+        xs, extra = _solve_lars(G, c0, N, param, method == "lassolars", int(max_iter))
+        del G
         nvars = None
     info.update(extra)
     x = xs / scale
@@ -177,8 +205,9 @@ def solve(system, algorithm="svd", eps=1.0e-5, alpha=1.0e-4, normalize=False, ma
     if nvars is None:
         nvars = nonzero
     info["nvars"] = int(nvars)
-    z_u = system.residual_sumsq(x, weighted=False)
-    z_w = system.residual_sumsq(x, weighted=True)
+    sumsq = _sumsq_by_stream(system, x)
+    z_u = sum(sumsq[name] for name in CLASSES)
+    z_w = _weighted_sumsq(system, x)
     with np.errstate(divide="ignore"):
         bic = N * math.log(z_u / N) + nvars * math.log(N) if z_u > 0 else -math.inf
         info["bic_weighted"] = N * math.log(z_w / N) + nvars * math.log(N) if z_w > 0 else -math.inf
@@ -186,8 +215,7 @@ def solve(system, algorithm="svd", eps=1.0e-5, alpha=1.0e-4, normalize=False, ma
         mean_a = system.colsum(None, weighted=True) / N
         mean_b = system.bsum(None, weighted=True) / N
         info["intercept"] = float(mean_b - mean_a @ x)
-        v = T @ np.append(x, -1.0)
-        info["rmse_weighted_with_intercept"] = float(math.sqrt(float(v @ v) / N))
+        info["rmse_weighted_with_intercept"] = float(math.sqrt(_centred_sumsq(system, x) / N))
     return FitResult(
         x=x,
         algorithm=name,
@@ -195,7 +223,7 @@ def solve(system, algorithm="svd", eps=1.0e-5, alpha=1.0e-4, normalize=False, ma
         nonzero=nonzero,
         rmse=math.sqrt(z_u / N),
         rmse_weighted=math.sqrt(z_w / N),
-        rmse_by_class=system.rmse(x),
+        rmse_by_class=_rmse_by_stream(system, sumsq, z_u),
         bic=bic,
         nrows=N,
         ncols=M,
@@ -310,220 +338,533 @@ def _solve_lasso_cd(R, z, rho, N, alpha, max_iter, tol):
 
 
 # ----------------------------------------------------------------------------------------------------------
-# LARS / LASSO-LARS
+# Gram matrix of the weighted system, from the class factors
+# ----------------------------------------------------------------------------------------------------------
+#: A class with n rows has only ~n meaningful factor rows; the others hold rounding debris of the folds, down
+#: to subnormal numbers (which make BLAS calls many times slower).  When the Gram matrix is formed, a factor row
+#: whose entries are all at most ``_DEBRIS_ROW`` times the largest entry of their column (which is at most the
+#: column's norm |A_j|) is left out, changing ``G_jk`` by at most ``K * 1e-24 |A_j| |A_k|``, and entries at most
+#: ``_DEBRIS_ENTRY`` times it are taken as zeros (at most ``sqrt(K) * 1e-20 |A_j| |A_k|``): both far below the
+#: rounding error of ``G_jk`` itself, ``~ eps |A_j| |A_k|``.
+_DEBRIS_ROW = 1.0e-12
+_DEBRIS_ENTRY = 1.0e-20
+#: A class with at least as many rows as columns is taken as a whole triangle unless its factor holds entries
+#: below this magnitude (then it is cleaned as above).
+_TINY = 1.0e-150
+#: Column block of the triangular Gram products (BLAS-3 calls on the non-zero rows of each block).
+_GRAM_BLOCK = 384
+
+
+def _class_factor(system, c):
+    """(F, w): the weighted factor of class c is F with its columns 1: multiplied by w.
+
+    While all rows of the class carry one weight w, the fit system stores only the unweighted factor and
+    :meth:`FitSystem.factor` would return a scaled copy (K^2 doubles); the unweighted one is used as it is.
+    """
+    F = system.factor(c, weighted=False)  # also folds buffered rows
+    streams = getattr(system, "_streams", None)
+    try:
+        st = streams[c]
+        w = float(st.wuni)
+        if st.Fw is None and w > 0.0:
+            return F, w
+    except (TypeError, IndexError, AttributeError, ValueError):
+        pass
+    return system.factor(c, weighted=True), 1.0
+
+
+@njit(cache=True)
+def _factor_rows(F, row_rel, entry_rel):  # pragma: no cover - numba
+    """For T = F[1:, 1:] (F a Fortran-ordered upper-triangular factor): the largest magnitude in each column of
+    T, the rows of T holding an entry above ``row_rel`` times the largest of its column, and whether a non-zero
+    entry lies at or below ``entry_rel`` times it."""
+    n = F.shape[0] - 1
+    cmax = np.zeros(n)
+    live = np.zeros(n, dtype=np.bool_)
+    nsmall = 0
+    for j in range(n):
+        col = F[1 : j + 2, j + 1]
+        big = 0.0
+        for i in range(j + 1):
+            big = max(big, abs(col[i]))
+        cmax[j] = big
+        bound = row_rel * big
+        small = entry_rel * big
+        for i in range(j + 1):  # the column is still in cache
+            v = abs(col[i])
+            live[i] = live[i] | (v > bound)
+            nsmall += (v != 0.0) & (v <= small)
+    return cmax, live, nsmall > 0
+
+
+@njit(cache=True)
+def _count_tiny(F, tiny):  # pragma: no cover - numba
+    """Number of non-zero entries below ``tiny`` in magnitude in the upper triangle of F (Fortran order)."""
+    count = 0
+    for j in range(F.shape[1]):
+        col = F[: j + 1, j]
+        for i in range(j + 1):
+            v = abs(col[i])
+            count += (v != 0.0) & (v < tiny)
+    return count
+
+
+@njit(cache=True)
+def _gather_rows(T, rows, cn, rel):  # pragma: no cover - numba
+    """Fortran-ordered copy of the given rows of T, entries at or below ``rel * cn`` (per column) zeroed."""
+    n = T.shape[1]
+    m = rows.shape[0]
+    B = np.zeros((n, m)).T
+    for j in range(n):
+        bound = rel * cn[j]
+        for r in range(m):
+            v = T[rows[r], j]
+            if abs(v) > bound:
+                B[r, j] = v
+    return B
+
+
+def _add_gram(G, B, triangular, scale, buf=None):
+    """Add ``scale * B^T B`` to the upper triangle (and the diagonal blocks) of G, by column blocks of B.
+
+    ``triangular``: B is upper triangular, so block [b0, b1) of its columns has non-zero rows < b1 only and the
+    product costs n^3/3 flops instead of n^3.  ``buf`` None: G is overwritten (its upper triangle need not be
+    initialised); else a (block, n) work array for the products that are added.
+    """
+    n = B.shape[1]
+    for b0 in range(0, n, _GRAM_BLOCK):
+        b1 = min(n, b0 + _GRAM_BLOCK)
+        rows = slice(0, b1) if triangular else slice(None)
+        P = G[b0:b1, b0:] if buf is None else buf[: b1 - b0, : n - b0]
+        np.matmul(B[rows, b0:b1].T, B[rows, b0:], out=P)
+        if scale != 1.0:
+            P *= scale
+        if buf is not None:
+            G[b0:b1, b0:] += P
+
+
+def _weighted_gram(system, centred):
+    """Gram matrix ((M+1) x (M+1), C order) of the weighted ``[wA | wb]`` of all rows, and the column means.
+
+    Only the upper triangle is meaningful (the lower one is not formed): the LARS path mirrors the rows it uses.
+    Formed from the class factors, without combining them into the triangle of A (a (2/3) K^3 fold per class):
+    for the factor F_c of ``[1 | wA | wb]`` of class c (n_c rows), ``F_c[1:, 1:]`` is the factor of the
+    class-centred columns and ``F_c[0, 1:] / F_c[0, 0]`` their class means m_c, so
+    ``[wA | wb]^T [wA | wb] = sum_c F_c[1:, 1:]^T F_c[1:, 1:] + sum_c n_c m_c m_c^T``, and with the columns
+    centred over all rows (mean m) the second sum becomes ``sum_c n_c (m_c - m)(m_c - m)^T`` (no cancellation).
+    A class with few rows has few meaningful factor rows (see ``_DEBRIS_ROW``): those are stacked with the rows
+    ``sqrt(n_c) (m_c - m)`` into one matrix B and added as B^T B; the other classes as triangles.
+    """
+    n1 = system.ncols + 1
+    triangles, stacked, counts, means = [], [], [], []
+    nrows = system.nrows
+    for c, name in enumerate(CLASSES):
+        n = int(nrows[name])
+        if n == 0:
+            continue
+        F, w = _class_factor(system, c)
+        if not F.flags.f_contiguous:  # pragma: no cover - the fit system keeps Fortran-ordered factors
+            F = np.asfortranarray(F)
+        counts.append(float(n))
+        means.append(w * (F[0, 1:] / F[0, 0]))
+        T = F[1:, 1:]
+        if n >= n1 and not _count_tiny(F, _TINY):
+            triangles.append((T, w * w))  # as many rows as columns and no debris: the whole triangle
+            continue
+        cmax, live, flushed = _factor_rows(F, _DEBRIS_ROW, _DEBRIS_ENTRY)
+        rows = np.flatnonzero(live)
+        if 3 * rows.size < n1:  # rows.size n1^2 flops instead of n1^3 / 3
+            B = _gather_rows(T, rows, cmax, _DEBRIS_ENTRY)
+            if w != 1.0:
+                B *= w
+            stacked.append(B)
+        else:
+            if flushed:
+                T = _gather_rows(T, np.arange(n1), cmax, _DEBRIS_ENTRY)
+            triangles.append((T, w * w))
+    G = np.zeros((n1, n1))
+    if not counts:
+        return G, np.zeros(n1)
+    counts = np.asarray(counts)
+    means = np.asarray(means)
+    mean = counts @ means / counts.sum()
+    stacked.append((means - mean if centred else means) * np.sqrt(counts)[:, None])
+    B = np.vstack(stacked)
+    buf = np.empty((_GRAM_BLOCK, n1)) if triangles else None
+    for i, (T, scale) in enumerate(triangles):
+        _add_gram(G, T, True, scale, None if i == 0 else buf)
+    _add_gram(G, B, False, 1.0, buf)
+    return G, mean
+
+
+def _centred_sumsq(system, x):
+    """``||w(Ax - b) - mean||^2`` over all rows (weighted residual of the model with the best constant).
+
+    Per class: the class-centred residual from ``F_c[1:, 1:]`` plus the spread of the class means (exact).
+    """
+    v = np.append(np.asarray(x, dtype=np.float64), -1.0)
+    total = 0.0
+    counts, means = [], []
+    nrows = system.nrows
+    for c, name in enumerate(CLASSES):
+        n = int(nrows[name])
+        if n == 0:
+            continue
+        F, w = _class_factor(system, c)
+        r = F[1:, 1:] @ v
+        total += w * w * float(r @ r)
+        counts.append(float(n))
+        means.append(w * float(F[0, 1:] @ v) / float(F[0, 0]))
+    counts = np.asarray(counts)
+    means = np.asarray(means)
+    if counts.size:
+        m = float(counts @ means) / float(counts.sum())
+        total += float(counts @ (means - m) ** 2)
+    return total
+
+
+def _sumsq_by_stream(system, x):
+    """Unweighted ``||A x - b||^2`` of every stream of rows (the classes and ``energy_per_atom``), as
+    :meth:`FitSystem.residual_sumsq`, from the factors but with only the columns of the non-zero x_j."""
+    v = np.append(np.asarray(x, dtype=np.float64), -1.0)
+    nz = np.flatnonzero(v)
+    nrows = system.nrows
+    out = {}
+    for i, name in enumerate(STREAMS):
+        if int(nrows[name]) == 0:
+            out[name] = 0.0
+            continue
+        r = system.factor(i, weighted=False)[:, 1 + nz] @ v[nz]
+        out[name] = float(r @ r)
+    return out
+
+
+def _rmse_by_stream(system, sumsq, total):
+    """The dictionary of :meth:`FitSystem.rmse` (unweighted RMSE per stream, nan without rows, and total)."""
+    nrows = system.nrows
+    out = {name: math.sqrt(sumsq[name] / nrows[name]) if nrows[name] else math.nan for name in STREAMS}
+    out["total"] = math.sqrt(total / nrows["total"]) if nrows["total"] else math.nan
+    return out
+
+
+def _weighted_sumsq(system, x):
+    """``||w(Ax - b)||^2`` over all rows, from the class factors (only the columns of the non-zero x_j)."""
+    v = np.append(np.asarray(x, dtype=np.float64), -1.0)
+    nz = np.flatnonzero(v)
+    total = 0.0
+    nrows = system.nrows
+    for c, name in enumerate(CLASSES):
+        if int(nrows[name]) == 0:
+            continue
+        F, w = _class_factor(system, c)
+        r = F[:, 1 + nz] @ v[nz]
+        total += w * w * float(r @ r)
+    return total
+
+
+# ----------------------------------------------------------------------------------------------------------
+# LARS / LASSO-LARS on the Gram matrix
 # ----------------------------------------------------------------------------------------------------------
 @njit(cache=True)
-def _qr_remove_column(U, Q, p, k):  # pragma: no cover - numba
-    """Remove column p of the k-column factorisation X_A = Q[:, :k] U[:k, :k] (Givens rotations)."""
-    for jj in range(p, k - 1):
-        for i in range(jj + 2):
-            U[i, jj] = U[i, jj + 1]
-    for i in range(k):
-        U[i, k - 1] = 0.0
-    nrow = Q.shape[0]
+def _chol_remove(L, p, k):  # pragma: no cover - numba
+    """Remove active column p from the Cholesky factor L (k x k lower, L L^T = G_AA) by Givens rotations."""
     for i in range(p, k - 1):
-        a = U[i, i]
-        b = U[i + 1, i]
+        for t in range(i + 2):
+            L[i, t] = L[i + 1, t]
+    for t in range(k):
+        L[k - 1, t] = 0.0
+    for i in range(p, k - 1):
+        a = L[i, i]
+        b = L[i, i + 1]
         r = math.hypot(a, b)
         if r == 0.0:
             continue
         cs = a / r
         sn = b / r
-        for jj in range(i, k - 1):
-            t1 = U[i, jj]
-            t2 = U[i + 1, jj]
-            U[i, jj] = cs * t1 + sn * t2
-            U[i + 1, jj] = -sn * t1 + cs * t2
-        U[i + 1, i] = 0.0
-        for m in range(nrow):
-            t1 = Q[m, i]
-            t2 = Q[m, i + 1]
-            Q[m, i] = cs * t1 + sn * t2
-            Q[m, i + 1] = -sn * t1 + cs * t2
-    for jj in range(k):
-        U[k - 1, jj] = 0.0
-    for m in range(nrow):
-        Q[m, k - 1] = 0.0
+        for row in range(i, k - 1):
+            t1 = L[row, i]
+            t2 = L[row, i + 1]
+            L[row, i] = cs * t1 + sn * t2
+            L[row, i + 1] = -sn * t1 + cs * t2
+        L[i, i + 1] = 0.0
 
 
 @njit(cache=True)
-def _normal_solve(U, k, s, y, w):  # pragma: no cover - numba
-    """w = (U^T U)^{-1} s for the leading k x k block of the upper-triangular U (Fortran order); y = U^{-T} s."""
-    for i in range(k):
-        acc = s[i]
-        for j in range(i):
-            acc -= U[j, i] * y[j]
-        y[i] = acc / U[i, i]
-    for i in range(k):
-        w[i] = y[i]
-    for j in range(k - 1, -1, -1):
-        w[j] /= U[j, j]
-        wj = w[j]
-        for i in range(j):
-            w[i] -= U[i, j] * wj
+def _dot_prefix(L, i, v):  # pragma: no cover - numba
+    """``L[i, :i] . v[:i]`` with four partial sums (a single running sum is latency-bound)."""
+    s0 = 0.0
+    s1 = 0.0
+    s2 = 0.0
+    s3 = 0.0
+    t = 0
+    while t + 3 < i:
+        s0 += L[i, t] * v[t]
+        s1 += L[i, t + 1] * v[t + 1]
+        s2 += L[i, t + 2] * v[t + 2]
+        s3 += L[i, t + 3] * v[t + 3]
+        t += 4
+    while t < i:
+        s0 += L[i, t] * v[t]
+        t += 1
+    return (s0 + s1) + (s2 + s3)
 
 
-def _solve_lars(R, z, rho, N, alpha_min, lasso, max_iter):
-    """LARS (lasso=False) or LASSO-LARS path of min 1/(2N)||R x - z||^2 + alpha |x|_1 down to alpha_min.
+@njit(cache=True, error_model="numpy")
+def _lars_gram_path(G, c0, nrows, alpha_min, lasso, max_iter, degenerate_tol):  # pragma: no cover - numba
+    """The LARS / LASSO-LARS path on the Gram matrix G, c0 = A^T b.
 
-    Each iteration adds the column that stopped the previous step (if any), computes the equiangular
-    direction of the active set and steps until the next column reaches the common correlation C, the
-    correlations reach zero (least-squares solution of the active set) or (lasso) a coefficient reaches zero.
-    Ties at the start of a step (numerators within round-off of zero) give zero-length steps; the column just
-    dropped may not re-enter at a zero-length step.
+    Only the upper triangle of ``G[:M, :M]`` (M = len(c0)) is read: the row of a column is completed in place
+    from it when the column first enters the active set, and only the rows of active columns are used.
+
+    Returns (x, steps, converged, alpha reached, active count, drops, zero crossings, degenerate skips).
     """
-    M = R.shape[0]
+    M = c0.shape[0]
     x = np.zeros(M)
-    U = np.zeros((M, M), order="F")
-    Q = np.zeros((M, M), order="F")
-    active: list[int] = []
-    signs: list[float] = []
-    is_active = np.zeros(M, dtype=bool)
-    excluded = np.zeros(M, dtype=bool)
-    R = np.asfortranarray(R)
-
-    def rmul(v):  # R v
-        return dtrmv(R, v)
-
-    def rtmul(v):  # R^T v
-        return dtrmv(R, v, trans=1)
-
-    c = rtmul(z)
-    prev_x = x.copy()
-    prev_alpha = math.inf
+    prev_x = np.zeros(M)
+    c = c0.copy()
+    a = np.zeros(M)
+    gx = np.zeros(M)
+    active = np.zeros(M, dtype=np.int64)
+    signs = np.zeros(M)
+    is_active = np.zeros(M, dtype=np.bool_)
+    excluded = np.zeros(M, dtype=np.bool_)
+    mirrored = np.zeros(M, dtype=np.bool_)
+    cap = min(M, 64)
+    L = np.zeros((cap, cap))
+    h = np.zeros(M)
+    y = np.zeros(M)
+    w = np.zeros(M)
+    d = np.zeros(M)
+    k = 0
+    prev_alpha = np.inf
+    alpha = np.inf
     j_next = -1
     just_dropped = -1
     ls_reached = False
-    n_iter = n_drops = n_cross = n_degen = 0
+    n_iter = 0
+    n_drops = 0
+    n_cross = 0
+    n_degen = 0
     converged = False
-    tiny = np.finfo(float).tiny
+    tiny = np.finfo(np.float64).tiny
     tie = 1.0e-12
+    tol2 = degenerate_tol * degenerate_tol
     while True:
-        k = len(active)
+        # ---- common correlation C (and the first column when nothing is active)
         if ls_reached:
             C = 0.0
-        elif k:
-            C = float(np.max(np.abs(c[active])))
+        elif k > 0:
+            C = 0.0
+            for i in range(k):
+                v = abs(c[active[i]])
+                if v > C:
+                    C = v
         else:
-            cand = ~excluded
-            if not cand.any():
+            C = -1.0
+            for j in range(M):
+                if not excluded[j]:
+                    v = abs(c[j])
+                    if v > C:
+                        C = v
+                        j_next = j
+            if C < 0.0:
                 C = 0.0
-            else:
-                absc = np.where(cand, np.abs(c), -1.0)
-                j_next = int(np.argmax(absc))
-                C = float(absc[j_next])
-        alpha = C / N
+        alpha = C / nrows
         if alpha <= alpha_min:
             if n_iter > 0 and prev_alpha > alpha:
                 ss = (prev_alpha - alpha_min) / (prev_alpha - alpha)
-                x = prev_x + ss * (x - prev_x)
+                for j in range(M):
+                    x[j] = prev_x[j] + ss * (x[j] - prev_x[j])
             alpha = alpha_min
             converged = True
             break
         if n_iter >= max_iter:
             break
+        # ---- add the entering column: one forward substitution appends a row to L
         if j_next >= 0:
-            col = R[:, j_next]
-            cn = float(np.linalg.norm(col))
-            if k:
-                Qa = Q[:, :k]
-                h = Qa.T @ col
-                v = col - Qa @ h
-                h2 = Qa.T @ v
-                v -= Qa @ h2
-                h += h2
-            else:
-                h = np.zeros(0)
-                v = col.copy()
-            dnorm = float(np.linalg.norm(v))
-            if cn == 0.0 or dnorm <= LARS_DEGENERATE_TOL * cn:
-                excluded[j_next] = True
+            jn = j_next
+            if not mirrored[jn]:  # complete row jn of G from its upper triangle (first entry only)
+                for t in range(jn):
+                    G[jn, t] = G[t, jn]
+                mirrored[jn] = True
+            gjj = G[jn, jn]
+            hh = 0.0
+            for i in range(k):
+                h[i] = (G[jn, active[i]] - _dot_prefix(L, i, h)) / L[i, i]
+                hh += h[i] * h[i]
+            d2 = gjj - hh  # squared norm of the part of the column orthogonal to the active ones
+            if gjj <= 0.0 or d2 <= tol2 * gjj:
+                excluded[jn] = True
                 n_degen += 1
             else:
-                U[:k, k] = h
-                U[k, k] = dnorm
-                Q[:, k] = v / dnorm
-                active.append(j_next)
-                signs.append(1.0 if c[j_next] > 0 else -1.0)
-                is_active[j_next] = True
+                if k == cap:
+                    cap = min(M, 2 * cap)
+                    L2 = np.zeros((cap, cap))
+                    L2[:k, :k] = L[:k, :k]
+                    L = L2
+                for t in range(k):
+                    L[k, t] = h[t]
+                L[k, k] = math.sqrt(d2)
+                active[k] = jn
+                signs[k] = 1.0 if c[jn] > 0 else -1.0
+                is_active[jn] = True
                 k += 1
             j_next = -1
         if k == 0:
-            if (~excluded).any():
+            more = False
+            for j in range(M):
+                if not excluded[j]:
+                    more = True
+                    break
+            if more:
                 continue  # the candidate was degenerate: pick the next one
-            break  # pragma: no cover - every column is zero
-        s = np.asarray(signs)
-        y = np.empty(k)
-        w = np.empty(k)
-        _normal_solve(U, k, s, y, w)
-        AA = 1.0 / math.sqrt(float(s @ w))
-        d_a = AA * w
-        u = Q[:, :k] @ (AA * y)  # = R[:, active] d_a, since U d_a = AA y
-        a = rtmul(u)
+            break
+        # ---- equiangular direction: w = G_AA^{-1} s, d = AA w
+        for i in range(k):
+            y[i] = (signs[i] - _dot_prefix(L, i, y)) / L[i, i]
+        for i in range(k):
+            w[i] = y[i]
+        for jj in range(k - 1, -1, -1):
+            w[jj] /= L[jj, jj]
+            wj = w[jj]
+            for i in range(jj):
+                w[i] -= L[jj, i] * wj
+        sw = 0.0
+        for i in range(k):
+            sw += signs[i] * w[i]
+        AA = 1.0 / math.sqrt(sw)
+        for i in range(k):
+            d[i] = AA * w[i]
+        # ---- a = G[:, A] d and gx = G[:, A] x_A in one pass over the active rows of G (O(M k)), 4 rows at a time
+        for j in range(M):
+            a[j] = 0.0
+            gx[j] = 0.0
+        i = 0
+        while i + 3 < k:
+            r0 = active[i]
+            r1 = active[i + 1]
+            r2 = active[i + 2]
+            r3 = active[i + 3]
+            d0 = d[i]
+            d1 = d[i + 1]
+            d2 = d[i + 2]
+            d3 = d[i + 3]
+            x0 = x[r0]
+            x1 = x[r1]
+            x2 = x[r2]
+            x3 = x[r3]
+            for j in range(M):
+                g0 = G[r0, j]
+                g1 = G[r1, j]
+                g2 = G[r2, j]
+                g3 = G[r3, j]
+                a[j] += (d0 * g0 + d1 * g1) + (d2 * g2 + d3 * g3)
+                gx[j] += (x0 * g0 + x1 * g1) + (x2 * g2 + x3 * g3)
+            i += 4
+        while i < k:
+            row = active[i]
+            di = d[i]
+            xi = x[row]
+            for j in range(M):
+                g = G[row, j]
+                a[j] += di * g
+                gx[j] += xi * g
+            i += 1
+        # ---- step length: next column to reach C, full least-squares step, or (lasso) a zero crossing
         gamma = C / AA
         j_star = -1
-        cidx = np.flatnonzero(~is_active & ~excluded)
-        if cidx.size:
-            cc = c[cidx]
-            aa = a[cidx]
-            n1 = np.maximum(C - cc, 0.0)
-            n2 = np.maximum(C + cc, 0.0)
-            d1 = AA - aa
-            d2 = AA + aa
-            with np.errstate(divide="ignore", invalid="ignore"):
-                g1 = np.where(d1 > 0.0, n1 / d1, math.inf)
-                g2 = np.where(d2 > 0.0, n2 / d2, math.inf)
-            if just_dropped >= 0:
-                jd = np.flatnonzero(cidx == just_dropped)
-                if jd.size:
-                    if n1[jd[0]] <= tie * C:
-                        g1[jd[0]] = math.inf
-                    if n2[jd[0]] <= tie * C:
-                        g2[jd[0]] = math.inf
-            g = np.minimum(g1, g2)
-            m = int(np.argmin(g))
-            if g[m] < gamma:
-                gamma = float(g[m])
-                j_star = int(cidx[m])
-        xa = x[active]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            zc = -xa / d_a
-        pos = np.flatnonzero(zc > tiny)
+        best = np.inf
+        jbest = -1
+        for j in range(M):
+            if is_active[j] or excluded[j]:
+                continue
+            cj = c[j]
+            aj = a[j]
+            n1 = max(C - cj, 0.0)
+            n2 = max(C + cj, 0.0)
+            e1 = AA - aj
+            e2 = AA + aj
+            g1 = n1 / e1 if e1 > 0.0 else np.inf
+            g2 = n2 / e2 if e2 > 0.0 else np.inf
+            if j == just_dropped:
+                if n1 <= tie * C:
+                    g1 = np.inf
+                if n2 <= tie * C:
+                    g2 = np.inf
+            g = min(g1, g2)
+            if g < best:
+                best = g
+                jbest = j
+        if jbest >= 0 and best < gamma:
+            gamma = best
+            j_star = jbest
         p_drop = -1
-        if pos.size:
-            p = int(pos[np.argmin(zc[pos])])
-            if zc[p] < gamma:
-                if lasso:
-                    gamma = float(zc[p])
-                    p_drop = p
-                else:
-                    n_cross += 1
-        prev_x = x.copy()
+        zbest = np.inf
+        p = -1
+        for i in range(k):
+            zc = -x[active[i]] / d[i]
+            if zc > tiny and zc < zbest:
+                zbest = zc
+                p = i
+        if p >= 0 and zbest < gamma:
+            if lasso:
+                gamma = zbest
+                p_drop = p
+            else:
+                n_cross += 1
+        # ---- step
+        for j in range(M):
+            prev_x[j] = x[j]
         prev_alpha = alpha
-        x[active] = xa + gamma * d_a
+        for i in range(k):
+            x[active[i]] = x[active[i]] + gamma * d[i]
+        for j in range(M):
+            c[j] = c0[j] - gx[j] - gamma * a[j]  # = c0 - G x: no drift along the path
         just_dropped = -1
         if p_drop >= 0:
             j_out = active[p_drop]
+            xo = x[j_out]
             x[j_out] = 0.0
-            _qr_remove_column(U, Q, p_drop, k)
-            del active[p_drop]
-            del signs[p_drop]
+            if xo != 0.0:
+                for j in range(M):
+                    c[j] += xo * G[j_out, j]
+            _chol_remove(L, p_drop, k)
+            for i in range(p_drop, k - 1):
+                active[i] = active[i + 1]
+                signs[i] = signs[i + 1]
+            k -= 1
             is_active[j_out] = False
-            excluded[:] = False
+            for j in range(M):
+                excluded[j] = False
             just_dropped = j_out
             n_drops += 1
         elif j_star >= 0:
             j_next = j_star
         else:
             ls_reached = True  # full step: least-squares solution on the active columns
-        c = rtmul(z - rmul(x))
         n_iter += 1
+    return x, n_iter, converged, alpha, k, n_drops, n_cross, n_degen
+
+
+def _solve_lars(G, c0, N, alpha_min, lasso, max_iter):
+    """LARS (lasso=False) or LASSO-LARS path of min 1/(2N)||A x - b||^2 + alpha |x|_1 down to alpha_min.
+
+    G = A^T A (its upper triangle; the rows used are mirrored in place) and c0 = A^T b.  Each iteration adds the
+    column that stopped the previous step (if any), computes the equiangular direction of the active set and
+    steps until the next column reaches the common correlation C, the correlations reach zero (least-squares
+    solution of the active set) or (lasso) a coefficient reaches zero.  Ties at the start of a step (numerators
+    within round-off of zero) give zero-length steps; the column just dropped may not re-enter at a zero-length
+    step.
+    """
+    c0 = np.ascontiguousarray(c0, dtype=np.float64)
+    out = _lars_gram_path(G, c0, float(N), float(alpha_min), bool(lasso), int(max_iter), LARS_DEGENERATE_TOL)
+    x, n_iter, converged, alpha, k, drops, cross, degen = out
     return x, {
         "iterations": int(n_iter),
-        "converged": converged,
+        "converged": bool(converged),
         "alpha_reached": float(alpha),
-        "active": len(active),
-        "drops": int(n_drops),
-        "zero_crossings": int(n_cross),
-        "degenerate_skipped": int(n_degen),
+        "active": int(k),
+        "drops": int(drops),
+        "zero_crossings": int(cross),
+        "degenerate_skipped": int(degen),
     }

@@ -93,6 +93,17 @@ def deficient():
     return Problem(A, b, *_rows(rng, N, M))
 
 
+@pytest.fixture(scope="module")
+def wide():
+    """300 strongly correlated columns of very different scales: a LASSO-LARS path of some 250 steps."""
+    rng = np.random.default_rng(6)
+    N, M = 3000, 300
+    A = rng.standard_normal((N, 30)) @ rng.standard_normal((30, M)) + 0.2 * rng.standard_normal((N, M))
+    A *= rng.uniform(0.1, 10.0, M)
+    b = A @ (rng.standard_normal(M) * (rng.random(M) < 0.5)) + 5.0 * rng.standard_normal(N)
+    return Problem(A, b, *_rows(rng, N, M))
+
+
 # ------------------------------------------------------------------------------------------------------------
 # SVD and ridge
 # ------------------------------------------------------------------------------------------------------------
@@ -154,6 +165,69 @@ def _kkt_violation(p, x, alpha):
     c = p.Aw.T @ (p.bw - p.Aw @ x) / (p.N * alpha)
     on = x != 0
     return max(np.max(np.abs(c)) - 1.0, np.max(np.abs(c[on] - np.sign(x[on]))) if on.any() else 0.0)
+
+
+def test_lassolars_long_path_matches_sklearn(wide):
+    """The Gram-matrix path (incremental Cholesky, drops by Givens downdates) over a few hundred steps."""
+    p = wide
+    alpha = 1e-5 * np.max(np.abs(p.Aw.T @ p.bw)) / p.N
+    res = solve(p.system, "lassolars", alpha=alpha)
+    ref = LassoLars(alpha=alpha, fit_intercept=False, max_iter=100000).fit(p.Aw, p.bw)
+    assert res.info["converged"] and res.info["degenerate_skipped"] == 0
+    assert res.info["iterations"] == ref.n_iter_ >= 200
+    assert res.info["drops"] >= 20 and res.info["active"] == np.count_nonzero(ref.coef_) >= 150
+    assert np.array_equal(res.x != 0, ref.coef_ != 0)
+    assert rel(res.x, ref.coef_) < 1e-8
+    assert _kkt_violation(p, res.x, alpha) < 1e-8
+    # the same path with normalize=True against sklearn on the explicitly centred and scaled columns
+    An, bc, norms = p.normalized()
+    alpha_n = 3e-5 * np.max(np.abs(An.T @ bc)) / p.N
+    res = solve(p.system, "lassolars", alpha=alpha_n, normalize=True)
+    ref = LassoLars(alpha=alpha_n, fit_intercept=False, max_iter=100000).fit(An, bc)
+    assert res.info["iterations"] == ref.n_iter_ >= 100
+    assert rel(res.x, ref.coef_ / norms) < 1e-8
+
+
+@pytest.mark.parametrize(("eps", "skipped"), [(0.0, True), (1e-7, True), (1e-3, False)])
+def test_lars_skips_degenerate_columns(eps, skipped):
+    """Column 1 is a1 = sqrt(2) a2 - a0 (+ eps times a unit vector orthogonal to all): once a0 and a2 are active
+    it is next to enter; within rounding of the Gram matrix of their span (eps <= 1e-6) it is skipped."""
+    from aiida_chimes.chimes.solvers import _solve_lars
+
+    s = 1.0 / math.sqrt(2.0)
+    G = np.array([[1.0, 0.0, s], [0.0, 1.0 + eps**2, s], [s, s, 1.0]])
+    x, info = _solve_lars(G, np.array([1.0, 0.6, 0.9]), 1.0, 0.0, False, 100)
+    assert info["converged"]
+    assert info["degenerate_skipped"] == int(skipped)
+    assert info["active"] == (2 if skipped else 3)
+    assert (x[1] == 0.0) == skipped
+
+
+@pytest.mark.parametrize("centred", [False, True])
+def test_gram_from_class_factors(centred):
+    """The Gram matrix of [wA | wb] from the class factors (few-row classes by their non-zero factor rows)."""
+    from aiida_chimes.chimes.solvers import _centred_sumsq, _weighted_gram
+
+    rng = np.random.default_rng(8)
+    N, M = 700, 90
+    A = rng.standard_normal((N, M)) * rng.uniform(0.1, 5.0, M) + rng.uniform(-3.0, 3.0, M)
+    b = A @ rng.standard_normal(M) + rng.standard_normal(N) + 4.0
+    classes = np.zeros(N, dtype=int)
+    classes[:7] = 1  # 7 energy rows: fewer than K / 3 factor rows
+    classes[7:40] = 2  # 33 stress rows
+    w = rng.uniform(0.3, 3.0, N)
+    p = Problem(A, b, classes, w)
+    Ab = np.column_stack([p.Aw, p.bw])
+    if centred:
+        Ab = Ab - Ab.mean(axis=0)
+    G, mean = _weighted_gram(p.system, centred)
+    ref = Ab.T @ Ab
+    upper = np.triu(np.ones_like(G, dtype=bool))  # only the upper triangle is formed
+    assert np.max(np.abs(G - ref)[upper]) < 1e-12 * np.max(np.abs(ref))
+    assert np.allclose(mean, np.column_stack([p.Aw, p.bw]).mean(axis=0), rtol=1e-12, atol=1e-12)
+    x = rng.standard_normal(M)
+    r = p.Aw @ x - p.bw
+    assert _centred_sumsq(p.system, x) == pytest.approx(np.sum((r - r.mean()) ** 2), rel=1e-11)
 
 
 @pytest.mark.parametrize("alpha", [0.1, 0.003])
