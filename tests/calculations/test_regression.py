@@ -23,10 +23,12 @@ def _inputs(code, fit_system, **parameters):
     return inputs
 
 
-@pytest.mark.parametrize("parameters", [{"algorithm": "svd", "eps": 1e-5},
-                                        {"algorithm": "lassolars", "alpha": 1e-3}])
-def test_fit_equals_core_solver(chimes_code, cn_fit_system, parameters):
-    """The stored potential holds exactly the core solver's coefficients; statistics agree."""
+# The subprocess may use another BLAS thread count than this process, which changes the summation order of the
+# Gram matrix: SVD is insensitive to that (1e-12), the LARS path amplifies it (measured 1.7e-8 relative).
+@pytest.mark.parametrize("parameters, rtol", [({"algorithm": "svd", "eps": 1e-5}, 1e-12),
+                                              ({"algorithm": "lassolars", "alpha": 1e-3}, 1e-6)])
+def test_fit_equals_core_solver(chimes_code, cn_fit_system, parameters, rtol):
+    """The stored potential holds the core solver's coefficients (to round-off); statistics agree."""
     code = chimes_code("chimes-solve", "chimes.regression")
     results, node = run_get_node(RegressionCalculation, **_inputs(code, cn_fit_system, **parameters))
     assert node.is_finished_ok, (node.exit_status, node.exit_message)
@@ -36,14 +38,14 @@ def test_fit_equals_core_solver(chimes_code, cn_fit_system, parameters):
     meta = system.metadata
     expected = fill_coefficients(parse_params_header(meta["params_header"], meta["ff_groups_map"]), result.x)
     got = results["potential"].get_params()
+    atol = rtol * np.abs(result.x).max()
     np.testing.assert_allclose(np.concatenate(got.pair_coeffs), np.concatenate(expected.pair_coeffs),
-                               rtol=1e-12, atol=1e-12 * np.abs(result.x).max())
+                               rtol=rtol, atol=atol)
     for a, b in zip(got.triplets, expected.triplets, strict=True):
-        np.testing.assert_allclose(a.values, b.values, rtol=1e-12, atol=1e-12 * np.abs(result.x).max())
-    np.testing.assert_allclose(results["coefficients"].get_array("x"), result.x, rtol=1e-12,
-                               atol=1e-12 * np.abs(result.x).max())
+        np.testing.assert_allclose(a.values, b.values, rtol=rtol, atol=atol)
+    np.testing.assert_allclose(results["coefficients"].get_array("x"), result.x, rtol=rtol, atol=atol)
     stats = results["statistics"].get_dict()
-    assert stats["rmse"] == pytest.approx(result.rmse, rel=1e-10)
+    assert stats["rmse"] == pytest.approx(result.rmse, rel=max(rtol, 1e-10))
     assert set(stats["rmse_by_class"]) >= {"force", "energy", "stress"}
     # the file is a usable potential: the official format, readable by our evaluator
     assert format_params(got).count("PAIRTYPE PARAMS") == 3
