@@ -42,7 +42,8 @@ intercept this implies, ``c = mean(wb) - mean(wA) . x`` (in weighted units, i.e.
 predictions ``Ax.txt`` give), while all ``rmse*`` fields and the BIC are those of the model ``A x`` without
 intercept, which is what a parameter file built from x predicts.  Columns that are constant over all rows
 (zero norm after centring) get x_j = 0.  The centred factor comes for free from the fit system, which keeps
-a column of ones in front of A.
+a column of ones in front of A (``lars``/``lassolars``: the centred Gram matrix, from the class factors and
+the class means).
 
 Reported quality numbers follow ``chimes_lsq.py``: ``rmse`` over all rows, unweighted; ``nonzero`` = number
 of |x_j| > 1e-5; ``bic = N ln(Z/N) + nvars ln N`` with Z the unweighted sum of squared residuals and nvars the
@@ -410,13 +411,13 @@ def _count_tiny(F, tiny):  # pragma: no cover - numba
 
 
 @njit(cache=True)
-def _gather_rows(T, rows, cn, rel):  # pragma: no cover - numba
-    """Fortran-ordered copy of the given rows of T, entries at or below ``rel * cn`` (per column) zeroed."""
+def _gather_rows(T, rows, cmax, rel):  # pragma: no cover - numba
+    """Fortran-ordered copy of the given rows of T, entries at or below ``rel * cmax`` (per column) zeroed."""
     n = T.shape[1]
     m = rows.shape[0]
     B = np.zeros((n, m)).T
     for j in range(n):
-        bound = rel * cn[j]
+        bound = rel * cmax[j]
         for r in range(m):
             v = T[rows[r], j]
             if abs(v) > bound:
