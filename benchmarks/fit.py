@@ -746,6 +746,7 @@ def machine_info() -> dict:
         "threads_per_core": fields.get("Thread(s) per core", "?"),
         "cores_per_socket": fields.get("Core(s) per socket", "?"),
         "memory": mem,
+        "hypervisor": fields.get("Hypervisor vendor"),
         "python": platform.python_version(),
         "numpy": np.__version__,
         "numba": numba.__version__,
@@ -1108,13 +1109,15 @@ def build_report(args, info, builds, same, rows, mem, diag, solves, command, dis
             f"the compact `lassolars` call took {la['cold_s']:.2f} s fresh"
             + (
                 f", of which {gram_part:.2f} s formed the Gram matrix from the class factors (about M^3/3 flops) "
-                f"and the rest was the path ({la['steps_lassolars']} steps of O(M k) each) and the quality numbers"
+                f"and {la['cold_s'] - gram_part:.2f} s went to the path ({la['steps_lassolars']} steps of O(M k) "
+                "each) and the quality numbers"
                 if gram_part is not None
                 else ""
             )
-            + f"; LassoLars took {la['sklearn_s']:.2f} s, {la['gram_s']:.2f} s of it forming A^T A (N M^2 flops, "
-            f"3 N/M = {3 * solves['N'] / solves['M']:.1f} times as many as the compact Gram matrix at this N; the "
-            "paths cost the same on both sides, so the advantage of the compact solve grows with N)."
+            + f"; LassoLars took {la['sklearn_s']:.2f} s: {la['gram_s']:.2f} s forming A^T A (N M^2 flops, 3 N/M = "
+            f"{3 * solves['N'] / solves['M']:.1f} times as many as the compact Gram matrix) and "
+            f"{la['sklearn_s'] - la['gram_s']:.2f} s on its path.  With N/M = {solves['N'] / solves['M']:.1f} the "
+            "compact solve is bounded by forming its own Gram matrix; its advantage grows with N."
         )
         goals.append(
             (
@@ -1150,6 +1153,7 @@ def build_report(args, info, builds, same, rows, mem, diag, solves, command, dis
     L.append(
         f"- CPU: {info['cpu']}; {info['cpus']} CPU(s), {info['cores_per_socket']} core(s) per socket, "
         f"{info['threads_per_core']} thread(s) per core; memory {info['memory']}"
+        + (f"; virtual machine ({info['hypervisor']})" if info.get("hypervisor") else "")
     )
     L.append(
         f"- Python {info['python']}, numpy {info['numpy']}, numba {info['numba']}, MPICH {info['mpich']}; "

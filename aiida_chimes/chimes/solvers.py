@@ -425,23 +425,26 @@ def _gather_rows(T, rows, cmax, rel):  # pragma: no cover - numba
     return B
 
 
-def _add_gram(G, B, triangular, scale, buf=None):
-    """Add ``scale * B^T B`` to the upper triangle (and the diagonal blocks) of G, by column blocks of B.
+def _gram_blocks(G, parts):
+    """Set the upper triangle (and the diagonal blocks) of G to ``sum scale * B^T B`` over ``parts`` = (B,
+    triangular, scale), block row by block row (the block row of G stays in cache across the parts).
 
-    ``triangular``: B is upper triangular, so block [b0, b1) of its columns has non-zero rows < b1 only and the
-    product costs n^3/3 flops instead of n^3.  ``buf`` None: G is overwritten (its upper triangle need not be
-    initialised); else a (block, n) work array for the products that are added.
+    ``triangular``: B is upper triangular, so block [b0, b1) of its columns has non-zero rows < b1 only and its
+    product costs n^3/3 flops instead of n^3.
     """
-    n = B.shape[1]
+    n = G.shape[1]
+    buf = np.empty((_GRAM_BLOCK, n)) if len(parts) > 1 else None
     for b0 in range(0, n, _GRAM_BLOCK):
         b1 = min(n, b0 + _GRAM_BLOCK)
-        rows = slice(0, b1) if triangular else slice(None)
-        P = G[b0:b1, b0:] if buf is None else buf[: b1 - b0, : n - b0]
-        np.matmul(B[rows, b0:b1].T, B[rows, b0:], out=P)
-        if scale != 1.0:
-            P *= scale
-        if buf is not None:
-            G[b0:b1, b0:] += P
+        out = G[b0:b1, b0:]
+        for i, (B, triangular, scale) in enumerate(parts):
+            rows = slice(0, b1) if triangular else slice(None)
+            P = out if i == 0 else buf[: b1 - b0, : n - b0]
+            np.matmul(B[rows, b0:b1].T, B[rows, b0:], out=P)
+            if scale != 1.0:
+                P *= scale
+            if i:
+                out += P
 
 
 def _weighted_gram(system, centred):
@@ -457,7 +460,7 @@ def _weighted_gram(system, centred):
     ``sqrt(n_c) (m_c - m)`` into one matrix B and added as B^T B; the other classes as triangles.
     """
     n1 = system.ncols + 1
-    triangles, stacked, counts, means = [], [], [], []
+    parts, stacked, counts, means = [], [], [], []
     nrows = system.nrows
     for c, name in enumerate(CLASSES):
         n = int(nrows[name])
@@ -470,7 +473,7 @@ def _weighted_gram(system, centred):
         means.append(w * (F[0, 1:] / F[0, 0]))
         T = F[1:, 1:]
         if n >= n1 and not _count_tiny(F, _TINY):
-            triangles.append((T, w * w))  # as many rows as columns and no debris: the whole triangle
+            parts.append((T, True, w * w))  # as many rows as columns and no debris: the whole triangle
             continue
         cmax, live, flushed = _factor_rows(F, _DEBRIS_ROW, _DEBRIS_ENTRY)
         rows = np.flatnonzero(live)
@@ -482,7 +485,7 @@ def _weighted_gram(system, centred):
         else:
             if flushed:
                 T = _gather_rows(T, np.arange(n1), cmax, _DEBRIS_ENTRY)
-            triangles.append((T, w * w))
+            parts.append((T, True, w * w))
     G = np.zeros((n1, n1))
     if not counts:
         return G, np.zeros(n1)
@@ -490,11 +493,8 @@ def _weighted_gram(system, centred):
     means = np.asarray(means)
     mean = counts @ means / counts.sum()
     stacked.append((means - mean if centred else means) * np.sqrt(counts)[:, None])
-    B = np.vstack(stacked)
-    buf = np.empty((_GRAM_BLOCK, n1)) if triangles else None
-    for i, (T, scale) in enumerate(triangles):
-        _add_gram(G, T, True, scale, None if i == 0 else buf)
-    _add_gram(G, B, False, 1.0, buf)
+    parts.append((np.vstack(stacked), False, 1.0))
+    _gram_blocks(G, parts)
     return G, mean
 
 
