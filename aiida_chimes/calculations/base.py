@@ -42,3 +42,11 @@ def add_script_exit_codes(spec) -> None:
                    message="The script crashed: {stderr}")
     spec.exit_code(303, "ERROR_CORRUPT_OUTPUT", invalidates_cache=True,
                    message="The output file {filename} could not be read: {error}")
+
+
+def unknown_keys_message(params: dict, allowed) -> str | None:
+    """The validator message for keys of a parameters Dict that a script would reject, or None."""
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        return f"parameters: unknown key(s) {unknown}; allowed: {sorted(allowed)}"
+    return None

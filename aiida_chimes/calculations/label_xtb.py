@@ -8,7 +8,7 @@ from aiida import orm
 from aiida.engine import CalcJob
 
 from ..data.training_set import TrainingSetData
-from .base import add_script_exit_codes, script_calcinfo, set_default_options
+from .base import add_script_exit_codes, script_calcinfo, set_default_options, unknown_keys_message
 
 SETTINGS_FILE = "label.json"
 STRUCTURES_FILE = "structures.npz"
@@ -23,9 +23,9 @@ def validate_parameters(parameters, _):
     if parameters is None:
         return None
     p = parameters.get_dict()
-    unknown = sorted(set(p) - set(PARAMETER_KEYS))
-    if unknown:
-        return f"parameters: unknown key(s) {unknown}; allowed: {list(PARAMETER_KEYS)}"
+    message = unknown_keys_message(p, PARAMETER_KEYS)
+    if message:
+        return message
     if p.get("method", "GFN1-xTB") not in METHODS:
         return f"parameters: method must be one of {list(METHODS)}, got {p.get('method')!r}"
     t = p.get("electronic_temperature", 300.0)

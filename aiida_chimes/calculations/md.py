@@ -12,7 +12,7 @@ from aiida.engine import CalcJob
 from ..chimes.frames import FrameSet
 from ..data.potential import ChimesPotentialData
 from ..data.training_set import TrainingSetData
-from .base import add_script_exit_codes, script_calcinfo, set_default_options
+from .base import add_script_exit_codes, script_calcinfo, set_default_options, unknown_keys_message
 
 SETTINGS_FILE = "md.json"
 PARAMS_FILE = "params.txt"
@@ -35,9 +35,9 @@ def validate_parameters(parameters, _):
     if parameters is None:
         return None
     p = parameters.get_dict()
-    unknown = sorted(set(p) - set(PARAMETER_KEYS))
-    if unknown:
-        return f"parameters: unknown key(s) {unknown}; allowed: {list(PARAMETER_KEYS)}"
+    message = unknown_keys_message(p, PARAMETER_KEYS)
+    if message:
+        return message
     if p.get("ensemble") not in (None, "nve", "nvt", "npt"):
         return f"parameters: ensemble must be nve, nvt or npt, got {p.get('ensemble')!r}"
     required = ("timestep", "steps") if p.get("ensemble") == "nve" else ("timestep", "steps", "temperature")

@@ -7,7 +7,7 @@ from aiida.engine import CalcJob
 
 from ..data.fit_system import FitSystemData
 from ..data.potential import ChimesPotentialData
-from .base import add_script_exit_codes, script_calcinfo, set_default_options
+from .base import add_script_exit_codes, script_calcinfo, set_default_options, unknown_keys_message
 
 SYSTEM_FILE = "fit_system.npz"
 PARAMS_FILE = "params.txt"
@@ -22,9 +22,9 @@ def validate_parameters(parameters, _):
     if parameters is None:
         return None
     p = parameters.get_dict()
-    unknown = sorted(set(p) - set(DEFAULTS))
-    if unknown:
-        return f"parameters: unknown key(s) {unknown}; allowed: {sorted(DEFAULTS)}"
+    message = unknown_keys_message(p, DEFAULTS)
+    if message:
+        return message
     if p.get("algorithm", "svd") not in ALGORITHMS:
         return f"parameters: algorithm {p.get('algorithm')!r} is not one of {list(ALGORITHMS)}"
     for key in ("eps", "alpha"):

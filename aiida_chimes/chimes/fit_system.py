@@ -406,6 +406,18 @@ class FitSystem:
     def nrows_total(self) -> int:
         return sum(st.nrows for st in self._streams[: len(CLASSES)])
 
+    def scaled_factor(self, c) -> tuple[np.ndarray, float]:
+        """(F, w) with the weighted factor of class ``c`` equal to F with its columns 1: times w.
+
+        While all rows of a class carry one weight w only the unweighted factor is stored, and
+        :meth:`factor` would return a scaled copy (K^2 doubles); this returns the stored one and w instead.
+        """
+        st = self._streams[self._class_index(c)]
+        F = st.factor(False)  # also folds buffered rows
+        if st.Fw is None and st.wuni > 0.0:
+            return F, float(st.wuni)
+        return st.factor(True), 1.0
+
     def factor(self, c=None, weighted=True) -> np.ndarray:
         """Upper-triangular (M+2, M+2) factor F of ``[1 | A | b]`` (weighted: ``[1 | wA | wb]``); read-only view."""
         i = self._class_index(c)

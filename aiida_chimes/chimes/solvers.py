@@ -356,24 +356,6 @@ _TINY = 1.0e-150
 _GRAM_BLOCK = 384
 
 
-def _class_factor(system, c):
-    """(F, w): the weighted factor of class c is F with its columns 1: multiplied by w.
-
-    While all rows of the class carry one weight w, the fit system stores only the unweighted factor and
-    :meth:`FitSystem.factor` would return a scaled copy (K^2 doubles); the unweighted one is used as it is.
-    """
-    F = system.factor(c, weighted=False)  # also folds buffered rows
-    streams = getattr(system, "_streams", None)
-    try:
-        st = streams[c]
-        w = float(st.wuni)
-        if st.Fw is None and w > 0.0:
-            return F, w
-    except (TypeError, IndexError, AttributeError, ValueError):
-        pass
-    return system.factor(c, weighted=True), 1.0
-
-
 @njit(cache=True)
 def _factor_rows(F, row_rel, entry_rel):  # pragma: no cover - numba
     """For T = F[1:, 1:] (F a Fortran-ordered upper-triangular factor): the largest magnitude in each column of
@@ -466,7 +448,7 @@ def _weighted_gram(system, centred):
         n = int(nrows[name])
         if n == 0:
             continue
-        F, w = _class_factor(system, c)
+        F, w = system.scaled_factor(c)
         if not F.flags.f_contiguous:  # pragma: no cover - the fit system keeps Fortran-ordered factors
             F = np.asfortranarray(F)
         counts.append(float(n))
@@ -511,7 +493,7 @@ def _centred_sumsq(system, x):
         n = int(nrows[name])
         if n == 0:
             continue
-        F, w = _class_factor(system, c)
+        F, w = system.scaled_factor(c)
         r = F[1:, 1:] @ v
         total += w * w * float(r @ r)
         counts.append(float(n))
@@ -557,7 +539,7 @@ def _weighted_sumsq(system, x):
     for c, name in enumerate(CLASSES):
         if int(nrows[name]) == 0:
             continue
-        F, w = _class_factor(system, c)
+        F, w = system.scaled_factor(c)
         r = F[:, 1 + nz] @ v[nz]
         total += w * w * float(r @ r)
     return total

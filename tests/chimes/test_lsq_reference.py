@@ -35,6 +35,7 @@ from aiida_chimes.chimes.design import ENERGY, FORCE, STRESS, DesignBuilder
 from aiida_chimes.chimes.evaluate import ChimesModel
 from aiida_chimes.chimes.fit_basis import build_basis
 from aiida_chimes.chimes.fit_setup import read_fm_setup
+from aiida_chimes.chimes.fit_system import FitSystem
 from aiida_chimes.chimes.io.lsq_files import (
     column_labels,
     fill_coefficients,
@@ -47,6 +48,7 @@ from aiida_chimes.chimes.io.lsq_files import (
     read_force_txt,
     read_test_suite_params,
 )
+from aiida_chimes.chimes.solvers import solve
 
 DATA = Path(__file__).parent.parent / "data"
 LSQ = DATA / "chimes_lsq"
@@ -285,11 +287,9 @@ def test_svd_fit_reproduces_reference_x(name, built):
     x = _svd_solve(got.A, got.b, 1e-5)
     np.testing.assert_allclose(x, x_ref, rtol=0, atol=1e-6 * scale)
 
-    solvers = pytest.importorskip("aiida_chimes.chimes.solvers")
-    fit_system = pytest.importorskip("aiida_chimes.chimes.fit_system")
-    system = fit_system.FitSystem(got.A.shape[1])
+    system = FitSystem(got.A.shape[1])
     system.add_rows(got.A, got.b, got.classes)
-    result = solvers.solve(system, "svd", eps=1e-5)
+    result = solve(system, "svd", eps=1e-5)
     np.testing.assert_allclose(result.x, x_ref, rtol=0, atol=1e-6 * scale)
 
 
