@@ -87,4 +87,38 @@ def select_by_leverage(scores, n_select: int, threshold: float | None = None) ->
     return np.sort(order[: max(n_select, 0)])
 
 
-__all__ = ["LeverageScorer", "evenly_spaced", "penalty_frames", "select_by_leverage", "select_evenly"]
+def leverage_scores(frames: FrameSet, settings: dict, system: FitSystem) -> np.ndarray:
+    """Per frame the leverage score (largest h of its force rows) against ``system``, built with ``settings``.
+
+    The force rows are chimes_lsq's (kcal/mol/A per coefficient), built from the frames' positions (Angstrom)
+    and full 3x3 cells with the basis of the fit settings dict; labels are not needed.  Frames must be fully
+    periodic (the design rows are periodic only).
+    """
+    from .design import DesignBuilder
+    from .fit_basis import build_basis
+    from .fit_settings import validate_settings
+
+    setup = validate_settings(settings)
+    builder = DesignBuilder(build_basis(setup), setup.fit_energy)
+    if builder.ncols != system.ncols:
+        raise ValueError(f"the fit system has {system.ncols} columns but the settings give {builder.ncols}: the fit "
+                         "system was built with other settings; pass the settings it was built with")
+    known = set(setup.types)
+    scorer = LeverageScorer(system)
+    scores = np.zeros(len(frames))
+    for i in range(len(frames)):
+        if not frames.pbc[i].all():
+            raise ValueError(f"frame {i} is not fully periodic (pbc {frames.pbc[i].tolist()}); leverage scores need "
+                             "periodic frames with a cell")
+        symbols = frames.symbols(i)
+        unknown = sorted(set(symbols) - known)
+        if unknown:
+            raise ValueError(f"frame {i} holds elements {unknown} that are not atom types of the fit settings "
+                             f"({' '.join(setup.types)}); drop the frame or fit those elements too")
+        dF, _, _ = builder.derivatives(symbols, frames.positions[frames.frame_slice(i)], frames.cells[i])
+        scores[i] = scorer.frame_score(dF.reshape(3 * len(symbols), builder.ncols))
+    return scores
+
+
+__all__ = ["LeverageScorer", "evenly_spaced", "leverage_scores", "penalty_frames", "select_by_leverage",
+           "select_evenly"]

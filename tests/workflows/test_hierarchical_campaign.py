@@ -1,0 +1,200 @@
+"""End to end: a C/N hierarchical active-learning campaign with real CalcJobs (xTB reference, tiny protocol).
+
+One campaign (module fixture) fits tiles C and N (row 1), then the CN cross tile on residuals (row 2), and merges
+them.  The tests check its outputs against direct evaluation, the provenance links merged -> tiles -> residual sets
+-> reference calculations, the reports, tile reuse, caching and restart.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from aiida import orm
+from aiida.common.links import LinkType
+from aiida.engine import run_get_node
+
+from aiida_chimes.chimes.errors import predict
+from aiida_chimes.chimes.hierarchy import tile_contribution
+from aiida_chimes.workflows.hierarchical import HierarchicalFitWorkChain
+
+#: Small C/N settings: 2-body order 6, 3-body order 2, short cutoffs (cells of 8-12 atoms).
+SETTINGS = {
+    "types": ["C", "N"],
+    "pairs": {
+        "C-C": {"s_minim": 1.0, "s_maxim": 4.0, "morse_lambda": 1.4},
+        "N-N": {"s_minim": 0.9, "s_maxim": 4.0, "morse_lambda": 1.1},
+        "C-N": {"s_minim": 0.95, "s_maxim": 4.0, "morse_lambda": 1.3},
+    },
+    "orders": [6, 2, 0],
+    "fit_energy": True,
+    "fit_stress": "all",
+    "special": {"3B S_MAXIM": 3.0},
+    "fcut_type": "TERSOFF",
+    "fcut_var": 0.75,
+}
+STATE_POINTS = {
+    "C": {"temperature": 1500.0, "composition": {"C": 8}, "density": 2.0, "min_distance": 1.2},
+    "N": {"temperature": 1500.0, "composition": {"N": 8}, "density": 1.6, "min_distance": 1.1},
+    "CN": {"temperature": 1500.0, "composition": {"C": 5, "N": 5}, "density": 1.9, "min_distance": 1.1},
+}
+TINY = {
+    "md_parameters": {
+        "ensemble": "nvt",
+        "thermostat": "langevin",
+        "timestep": 0.25,
+        "steps": 40,
+        "output_interval": 10,
+        "thermo_interval": 10,
+    },
+    "selection": {"method": "evenly", "n_select": 2, "max_penalty": 1},
+    "initial": {"n_frames": 4, "rattle": 0.05, "strain": 0.02},
+}
+XTB = {"method": "GFN1-xTB", "electronic_temperature": 1000.0}
+
+
+def campaign_builder(codes, *, max_cycles=1, **inputs):
+    """The fast protocol made tiny; ``inputs`` are set on the builder."""
+    builder = HierarchicalFitWorkChain.get_builder_from_protocol(
+        codes, SETTINGS, STATE_POINTS, protocol="fast", xtb_parameters=XTB
+    )
+    for key, value in inputs.items():
+        builder[key] = value
+    al = builder.active_learning
+    al.md_parameters = orm.Dict(TINY["md_parameters"])
+    al.selection = orm.Dict(TINY["selection"])
+    al.initial = orm.Dict(TINY["initial"])
+    al.max_cycles = orm.Int(max_cycles)
+    return builder
+
+
+@pytest.fixture(scope="module")
+def codes(tmp_path_factory):
+    """The four codes of a campaign on a module-wide localhost computer (the campaign fixture is module-wide)."""
+    from tests.calculations.conftest import script_path
+
+    computer = orm.Computer(
+        label="campaign-localhost",
+        hostname="localhost",
+        transport_type="core.local",
+        scheduler_type="core.direct",
+        workdir=str(tmp_path_factory.mktemp("campaign")),
+    ).store()
+    computer.set_minimum_job_poll_interval(0.0)
+    computer.configure()
+    spec = {
+        "design_matrix": ("chimes-lsq", "chimes.design_matrix"),
+        "regression": ("chimes-solve", "chimes.regression"),
+        "md": ("chimes-md", "chimes.md"),
+        "label": ("chimes-label", "chimes.label_xtb"),
+    }
+    return {
+        key: orm.InstalledCode(
+            computer=computer,
+            filepath_executable=script_path(name),
+            label=f"campaign-{name}",
+            default_calc_job_plugin=plugin,
+        ).store()
+        for key, (name, plugin) in spec.items()
+    }
+
+
+@pytest.fixture(scope="module")
+def campaign(codes):
+    results, node = run_get_node(campaign_builder(codes, project=orm.Str("test-campaign")))
+    assert node.is_finished_ok, (node.exit_status, node.exit_message)
+    return results, node
+
+
+def test_outputs_and_tiles(campaign):
+    results, node = campaign
+    assert sorted(results["tile_potentials"]) == ["C", "CN", "N"]
+    merged = results["potential"]
+    assert merged.elements == ["C", "N"]
+    assert sorted("".join(sorted(t)) for t in merged.tiles) == ["C", "CN", "N"]
+    summary = results["summary"].get_dict()
+    assert {name: entry["origin"] for name, entry in summary["tiles"].items()} == {
+        "C": "fitted",
+        "N": "fitted",
+        "CN": "fitted",
+    }
+    assert all(entry["cycles"] == 1 for entry in summary["tiles"].values())
+    # the CN fit holds cross terms only
+    cn = results["tile_potentials"]["CN"]
+    assert ["C", "N"] in cn.tiles and len(cn.tiles) == 1
+
+
+def test_merged_equals_sum_of_tiles(campaign):
+    """The merged file evaluates to the sum of its tiles, each on its own elements (the hierarchical model)."""
+    results, _ = campaign
+    frames = results["reference_sets"]["CN"].get_frameset()
+    merged = predict(frames, results["potential"].get_params())
+    total = {"energy": 0.0, "forces": 0.0, "stress": 0.0}
+    for name in ("C", "N", "CN"):
+        part = tile_contribution(frames, results["tile_potentials"][name].get_params())
+        for key in total:
+            total[key] = total[key] + part[key]
+    np.testing.assert_allclose(merged["energy"], total["energy"], rtol=1e-10, atol=1e-8)
+    np.testing.assert_allclose(merged["forces"], total["forces"], rtol=1e-9, atol=1e-8)
+
+
+def test_residual_sets_are_reference_minus_lower_tiles(campaign):
+    results, _ = campaign
+    raw = results["reference_sets"]["CN"].get_frameset()
+    residual = results["residual_sets"]["CN"].get_frameset()
+    lower = [tile_contribution(raw, results["tile_potentials"][n].get_params()) for n in ("C", "N")]
+    np.testing.assert_allclose(residual.energy, raw.energy - lower[0]["energy"] - lower[1]["energy"], atol=1e-8)
+    np.testing.assert_allclose(residual.forces, raw.forces - lower[0]["forces"] - lower[1]["forces"], atol=1e-8)
+
+
+def _ancestors(node, cls):
+    qb = orm.QueryBuilder()
+    qb.append(orm.Node, filters={"id": node.pk}, tag="node")
+    qb.append(cls, with_descendants="node")
+    return qb.all(flat=True)
+
+
+def test_provenance_merged_to_reference_calculations(campaign):
+    """merged <- merge_tiles <- tile fits <- fit systems <- residual sets <- reference (xTB) CalcJobs."""
+    results, _ = campaign
+    merged = results["potential"]
+    creator = merged.creator
+    assert creator.process_label == "merge_tiles"
+    inputs = {
+        link.link_label: link.node for link in creator.base.links.get_incoming(link_type=LinkType.INPUT_CALC).all()
+    }
+    assert {n.pk for n in inputs.values()} == {p.pk for p in results["tile_potentials"].values()}
+    residual_creator = results["residual_sets"]["CN"]
+    assert any(n.process_label == "residual_training_set" for n in _ancestors(merged, orm.CalcFunctionNode))
+    labels = {n.pk for n in _ancestors(merged, orm.CalcJobNode) if n.process_label == "LabelXtbCalculation"}
+    assert len(labels) >= 6  # initial + cycle-1 labelling of each of the three tiles
+    # the CN residual-set output joins the residual sets of its cycles, and every one of those fed the merged file
+    parts = residual_creator.creator.base.links.get_incoming(link_type=LinkType.INPUT_CALC).all_nodes()
+    assert residual_creator.creator.process_label == "concatenate_training_sets" and len(parts) == 2
+    ancestors = {n.pk for n in _ancestors(merged, orm.Data)}
+    assert all(part.pk in ancestors and part.creator.process_label == "residual_training_set" for part in parts)
+
+
+def test_reports(campaign):
+    from aiida.cmdline.utils.common import get_workchain_report
+
+    _, node = campaign
+    text = get_workchain_report(node, "REPORT", max_depth=None)
+    assert "fits row by row: C, N | CN" in text
+    assert "cycle_001: MD stable at" in text
+    assert "before" in text and "after the refit" in text
+    assert "merged tiles" in text
+
+
+def test_tiles_registered_and_reused(campaign, codes):
+    from aiida_chimes.tools.tiles import GROUP_LABEL
+
+    results, _ = campaign
+    group = orm.load_group(GROUP_LABEL)
+    registered = {n.pk for n in group.nodes}
+    assert {p.pk for p in results["tile_potentials"].values()} <= registered
+    again, node = run_get_node(campaign_builder(codes, reuse_tiles=orm.Bool(True)))
+    assert node.is_finished_ok, node.exit_status
+    origins = {k: v["origin"] for k, v in again["summary"].get_dict()["tiles"].items()}
+    assert all(o.startswith("reused") for o in origins.values()), origins
+    assert not [c for c in node.called_descendants if isinstance(c, orm.CalcJobNode)]
+    assert again["potential"].sha256 == results["potential"].sha256
