@@ -198,3 +198,18 @@ def test_tiles_registered_and_reused(campaign, codes):
     assert all(o.startswith("reused") for o in origins.values()), origins
     assert not [c for c in node.called_descendants if isinstance(c, orm.CalcJobNode)]
     assert again["potential"].sha256 == results["potential"].sha256
+
+
+def test_rerun_with_caching_launches_no_calcjob(campaign, codes):
+    """With caching on, an identical campaign (MD seeds are inputs) creates every CalcJob from the cache."""
+    from aiida.manage.caching import enable_caching
+
+    results, _ = campaign
+    with enable_caching():
+        again, node = run_get_node(campaign_builder(codes, project=orm.Str("test-campaign")))
+    assert node.is_finished_ok, node.exit_status
+    calcjobs = [c for c in node.called_descendants if isinstance(c, orm.CalcJobNode)]
+    assert len(calcjobs) >= 15
+    launched = [c for c in calcjobs if not c.base.caching.is_created_from_cache]
+    assert not launched, [(c.process_label, c.pk) for c in launched]
+    assert again["potential"].sha256 == results["potential"].sha256
