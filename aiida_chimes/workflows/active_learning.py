@@ -126,8 +126,13 @@ def validate_inputs(inputs, namespace):
         if extra:
             return f"training_set: holds elements {extra} that are not types of the fit settings {sorted(elements)}"
     restart = inputs.get("restart_from")
-    if restart is not None and restart.process_class is not ActiveLearningWorkChain:
-        return f"restart_from: {restart.process_label}<{restart.pk}> is not a chimes.active_learning run"
+    if restart is not None:
+        if restart.process_class is not ActiveLearningWorkChain:
+            return f"restart_from: {restart.process_label}<{restart.pk}> is not a chimes.active_learning run"
+        earlier = restart.base.links.get_incoming(link_label_filter="settings").all_nodes()
+        if settings is not None and earlier and earlier[0].get_dict() != settings.get_dict():
+            return (f"restart_from: ActiveLearningWorkChain<{restart.pk}> was run with other fit settings; its fit "
+                    "system cannot be extended with these (start anew without restart_from)")
     return None
 
 
@@ -171,8 +176,9 @@ class ActiveLearningWorkChain(WorkChain):
                         "below this; without it the loop runs max_cycles cycles.")
         spec.input("penalty", valid_type=orm.List, required=False,
                    help="[dist, scaling] of the merged potential's penalty (when the parts disagree).")
-        spec.input("restart_from", valid_type=orm.WorkflowNode, required=False,
-                   help="An earlier chimes.active_learning run: continue after its last completed cycle.")
+        spec.input("restart_from", valid_type=orm.WorkflowNode, required=False, non_db=True,
+                   help="An earlier chimes.active_learning run: continue after its last completed cycle (not a "
+                        "link: a process node cannot be an input; its uuid goes to the extra `restart_from`).")
         spec.expose_inputs(MdCalculation, namespace="md", exclude=("potential", "structure", "velocities",
                                                                    "parameters"),
                            namespace_options={"help": "code and metadata of the chimes.md CalcJobs."})
@@ -253,6 +259,7 @@ class ActiveLearningWorkChain(WorkChain):
 
     def _restart(self, previous):
         """Take every completed cycle of ``previous``; the loop goes on after the last one."""
+        self.node.base.extras.set("restart_from", previous.uuid)
         history = _history(previous)
         if not history:
             return self.exit_codes.ERROR_RESTART_NOTHING_DONE.format(process=previous.process_label, pk=previous.pk)
@@ -264,6 +271,7 @@ class ActiveLearningWorkChain(WorkChain):
             if "summary" in entry:
                 self.ctx.summary["cycles"].append(entry["summary"].get_dict())
         self.ctx.cycle = last
+        self.ctx.converged = bool(self.ctx.summary["cycles"] and self.ctx.summary["cycles"][-1].get("converged"))
         self.ctx.potential = history[last]["potential"]
         self.ctx.fit_system = history[last]["fit_system"]
         self.ctx.statistics = history[last].get("statistics")
@@ -545,7 +553,7 @@ def _brief(errors: dict) -> dict:
 def _history(node) -> dict[int, dict]:
     """Completed cycles of an earlier run: cycle -> {output name: node}, from its ``history`` outputs."""
     out: dict[int, dict] = {}
-    for link in node.base.links.get_outgoing(link_type=None).all():
+    for link in node.base.links.get_outgoing().all():
         label = link.link_label
         if not label.startswith("history__cycle_"):
             continue
@@ -559,7 +567,7 @@ def _last_md_states(node, cycle: int) -> dict:
     """Periodic sampling: the final structures and velocities of an earlier run's MD of ``cycle``."""
     states = {}
     prefix = f"md_{_key(cycle)}_"
-    for link in node.base.links.get_outgoing(link_type=None).all():
+    for link in node.base.links.get_outgoing().all():
         calc = link.node
         if link.link_label.startswith(prefix) and isinstance(calc, orm.CalcJobNode) and calc.is_finished_ok:
             states[link.link_label[len(prefix):]] = (calc.outputs.final_structure, calc.outputs.final_velocities)

@@ -206,8 +206,9 @@ class HierarchicalFitWorkChain(WorkChain):
         spec.input("register_tiles", valid_type=orm.Bool, default=lambda: orm.Bool(True),
                    help="Register every fitted tile (group chimes/tiles) for reuse by later campaigns.")
         spec.input("project", valid_type=orm.Str, required=False, help="Project name stored with registered tiles.")
-        spec.input("restart_from", valid_type=orm.WorkflowNode, required=False,
-                   help="An earlier chimes.hierarchical run to continue (finished tiles reused, unfinished resumed).")
+        spec.input("restart_from", valid_type=orm.WorkflowNode, required=False, non_db=True,
+                   help="An earlier chimes.hierarchical run to continue: each tile's active learning goes on after "
+                        "its last completed cycle (not a link: its uuid goes to the extra `restart_from`).")
         spec.expose_inputs(ActiveLearningWorkChain, namespace="active_learning",
                            exclude=("training_set", "settings", "lower_tiles", "state_points", "structures",
                                     "restart_from"),
@@ -250,27 +251,37 @@ class HierarchicalFitWorkChain(WorkChain):
         self.ctx.resume = {}
         if "restart_from" in self.inputs:
             self._restart(self.inputs.restart_from)
+        for name, node in self.ctx.tiles.items():  # outputs as soon as known: a failed campaign keeps them
+            self.out(f"tile_potentials.{name}", node)
         plan = " | ".join(", ".join(row) for row in self.ctx.rows) or "nothing (all tiles given)"
         names = sorted(hierarchy.tile_name(t) for t in given) or "none"
         self.report(f"{self.ctx.mode} mode for {_types(settings)}: given tiles {names}; "
                     f"fits row by row: {plan}")
 
     def _restart(self, previous):
-        """Finished tiles of ``previous`` are taken as they are; unfinished ones resume from their history."""
-        done = {link.link_label.split("__", 1)[1]: link.node
-                for link in previous.base.links.get_outgoing().all()
-                if link.link_label.startswith("tile_potentials__")}
-        for name, node in done.items():
-            if name not in self.ctx.tiles:
-                self.ctx.tiles[name] = node
-                self.ctx.origin[name] = f"restart {previous.pk}"
+        """Each tile's active-learning run of ``previous`` is continued (see :meth:`_resumable`)."""
+        self.node.base.extras.set("restart_from", previous.uuid)
         for link in previous.base.links.get_outgoing().all():
             if link.link_label.startswith("tile_") and isinstance(link.node, orm.WorkflowNode):
-                name = link.link_label[len("tile_"):]
-                if name not in self.ctx.tiles:
-                    self.ctx.resume[name] = link.node
-        self.report(f"restart from {previous.process_label}<{previous.pk}>: tiles done {sorted(done)}, resuming "
-                    f"{sorted(self.ctx.resume)}")
+                self.ctx.resume[link.link_label[len("tile_"):]] = link.node
+        self.report(f"restart from {previous.process_label}<{previous.pk}>: active learning of tiles "
+                    f"{sorted(self.ctx.resume) or 'none'} can be continued")
+
+    def _resumable(self, name: str, settings: dict, lower: dict) -> orm.WorkflowNode | None:
+        """The earlier run of tile ``name`` if it used the same settings and lower tiles (else its cycles are void)."""
+        previous = self.ctx.resume.get(name)
+        if previous is None:
+            return None
+        inputs = {link.link_label: link.node for link in previous.base.links.get_incoming().all()}
+        before = {k.split("__", 1)[1]: n.sha256 for k, n in inputs.items() if k.startswith("lower_tiles__")}
+        if before != {k: n.sha256 for k, n in lower.items()}:
+            self.report(f"tile {name}: not continuing ActiveLearningWorkChain<{previous.pk}>: its lower tiles "
+                        f"{sorted(before)} differ from the current ones (they were refitted); fitting anew")
+            return None
+        if inputs.get("settings") is None or inputs["settings"].get_dict() != settings:
+            self.report(f"tile {name}: not continuing ActiveLearningWorkChain<{previous.pk}>: other fit settings")
+            return None
+        return previous
 
     def has_row(self):
         """Whether a row of fits is left."""
@@ -289,7 +300,7 @@ class HierarchicalFitWorkChain(WorkChain):
         settings = self.inputs.settings.get_dict()
         overrides = {k: v.get_dict() for k, v in self.inputs.get("tile_settings", {}).items()}
         body = max_body(settings)
-        given = [frozenset(t) for t, o in self._tile_sets().items() if self.ctx.origin.get(t) == "given"]
+        given = [tile for name, tile in self._tile_sets().items() if self.ctx.origin.get(name) == "given"]
         futures = {}
         self.ctx.signatures = {}
         for name in self.ctx.rows[self.ctx.row]:
@@ -311,6 +322,7 @@ class HierarchicalFitWorkChain(WorkChain):
                 if found is not None:
                     self.ctx.tiles[name] = found
                     self.ctx.origin[name] = f"reused {found.pk}"
+                    self.out(f"tile_potentials.{name}", found)
                     self.report(f"tile {name}: reusing registered ChimesPotentialData<{found.pk}> (project "
                                 f"{found.base.extras.get('chimes_tile_project', '-')}, signature "
                                 f"{signature.sha256[:12]})")
@@ -327,8 +339,9 @@ class HierarchicalFitWorkChain(WorkChain):
             frames = self._frames_of(belongs, name)
             if frames is not None:
                 inputs["training_set"] = frames
-            if name in self.ctx.resume:
-                inputs["restart_from"] = self.ctx.resume[name]
+            previous = self._resumable(name, fit_settings, lower_nodes)
+            if previous is not None:
+                inputs["restart_from"] = previous
             inputs["metadata"] = {**inputs.get("metadata", {}), "call_link_label": f"tile_{name}"}
             node = self.submit(ActiveLearningWorkChain, **inputs)
             self.ctx.runs[name] = node.pk
@@ -368,6 +381,9 @@ class HierarchicalFitWorkChain(WorkChain):
                     message=node.exit_message or node.process_state.value)
             self.ctx.tiles[name] = node.outputs.potential
             self.ctx.origin[name] = "fitted"
+            self.out(f"tile_potentials.{name}", node.outputs.potential)
+            self.out(f"residual_sets.{name}", node.outputs.training_set)
+            self.out(f"reference_sets.{name}", node.outputs.reference_set)
             summary = node.outputs.summary.get_dict()
             if self.inputs.register_tiles.value:
                 project = self.inputs.project.value if "project" in self.inputs else None
@@ -417,12 +433,9 @@ class HierarchicalFitWorkChain(WorkChain):
         self.out("potential", self.ctx.potential)
         tree = {}
         for name, node in self.ctx.tiles.items():
-            self.out(f"tile_potentials.{name}", node)
             entry = {"origin": self.ctx.origin[name], "potential": node.pk, "sha256": node.sha256}
             run = self.ctx.get(f"tile_{name}")
             if run is not None and self.ctx.origin[name] == "fitted":
-                self.out(f"residual_sets.{name}", run.outputs.training_set)
-                self.out(f"reference_sets.{name}", run.outputs.reference_set)
                 summary = run.outputs.summary.get_dict()
                 entry.update(active_learning=run.pk, cycles=summary["cycles_done"], converged=summary["converged"],
                              frames=run.outputs.fit_system.nframes, errors=summary["cycles"][-1].get("errors_after"))

@@ -213,3 +213,36 @@ def test_rerun_with_caching_launches_no_calcjob(campaign, codes):
     launched = [c for c in calcjobs if not c.base.caching.is_created_from_cache]
     assert not launched, [(c.process_label, c.pk) for c in launched]
     assert again["potential"].sha256 == results["potential"].sha256
+
+
+def _tile_runs(node) -> dict:
+    return {link.link_label[len("tile_"):]: link.node for link in node.base.links.get_outgoing().all()
+            if link.link_label.startswith("tile_")}
+
+
+def test_restart_reuses_every_cycle_done(campaign, codes):
+    """restart_from a finished campaign: same inputs launch no CalcJob; one more cycle continues C and N from
+    their last cycle, and CN (whose lower tiles changed) is fitted anew."""
+    results, first = campaign
+    same, node = run_get_node(campaign_builder(codes, restart_from=first, register_tiles=orm.Bool(False)))
+    assert node.is_finished_ok, node.exit_status
+    assert not [c for c in node.called_descendants if isinstance(c, orm.CalcJobNode)]
+    assert same["potential"].sha256 == results["potential"].sha256
+
+    more, node = run_get_node(campaign_builder(codes, max_cycles=2, restart_from=first,
+                                               register_tiles=orm.Bool(False)))
+    assert node.is_finished_ok, node.exit_status
+    old, new = _tile_runs(first), _tile_runs(node)
+    for name in ("C", "N"):
+        assert new[name].base.extras.get("restart_from") == old[name].uuid
+        fits = [link.link_label for link in new[name].base.links.get_outgoing().all()
+                if link.link_label.startswith("fit_cycle")]
+        assert fits == ["fit_cycle_002"]
+        history = {link.link_label.split("__")[1] for link in new[name].base.links.get_outgoing().all()
+                   if link.link_label.startswith("history__")}
+        assert history == {"cycle_000", "cycle_001", "cycle_002"}
+        added = new[name].outputs.history.cycle_002.residual_set.nframes
+        assert new[name].outputs.fit_system.nframes == old[name].outputs.fit_system.nframes + added
+    assert node.base.extras.get("restart_from") == first.uuid
+    assert new["CN"].base.extras.get("restart_from", None) is None
+    assert new["CN"].outputs.summary["cycles_done"] == 2
