@@ -1,4 +1,4 @@
-"""``aiida-chimes potential``: list and export ``ChimesPotentialData`` nodes."""
+"""``aiida-chimes potential``: list, export and show (tile tree, provenance) ``ChimesPotentialData`` nodes."""
 
 import pathlib
 
