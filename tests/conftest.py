@@ -12,3 +12,19 @@ pytest_plugins = ["aiida.tools.pytest_fixtures"]
 def data_dir():
     """Folder of the checked-in test data (``tests/data``)."""
     return DATA_DIR
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging_after_cli():
+    """Undo what a CLI invocation (click's CliRunner) does to logging for the rest of the session.
+
+    aiida's ``--verbosity`` callback sets the global ``CLI_ACTIVE`` and reconfigures logging without the database
+    handler, so WorkChain reports of later tests would no longer be stored; restore the in-process configuration.
+    """
+    yield
+    from aiida.common import log
+
+    if log.CLI_ACTIVE:
+        log.CLI_ACTIVE = False
+        log.CLI_LOG_LEVEL = None
+        log.configure_logging(with_orm=True)

@@ -5,11 +5,17 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import pytest
 from aiida import orm
 from aiida.engine import run_get_node, submit
 
 from aiida_chimes.chimes.errors import predict
-from tests.workflows.test_hierarchical_campaign import campaign_builder, codes  # noqa: F401  (fixture)
+from tests.workflows.campaign import campaign_builder, make_codes
+
+
+@pytest.fixture(scope="module")
+def codes(tmp_path_factory):
+    return make_codes(str(tmp_path_factory.mktemp("campaign")))
 
 
 def _wait(condition, timeout: float, what: str, node) -> None:
@@ -21,7 +27,7 @@ def _wait(condition, timeout: float, what: str, node) -> None:
         time.sleep(1.0)
 
 
-def test_campaign_survives_daemon_restart(started_daemon_client, codes):  # noqa: F811
+def test_campaign_survives_daemon_restart(started_daemon_client, codes):
     assert started_daemon_client.profile.process_control_backend == "core.zeromq"
     reference, _ = run_get_node(campaign_builder(codes))  # the same campaign run in this interpreter
 

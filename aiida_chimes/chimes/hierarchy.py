@@ -50,6 +50,7 @@ __all__ = [
     "exclusions_for",
     "settings_for_tile",
     "check_consistency",
+    "check_given_tiles",
     "tile_contribution",
     "residual_frames",
     "merge_tiles",
@@ -462,6 +463,29 @@ def check_consistency(types, settings, lower_potentials: list[ChimesParams]) -> 
         _check_exclusions(view, settings, lower, fit),
         _check_special(view, lower, fit, bool(settings.get("hierarchical", False))),
     ]
+
+
+def check_given_tiles(settings, given: list[ChimesParams]) -> list[str]:
+    """Check pre-fitted tiles against the global settings of a campaign before any tile is fitted.
+
+    Type order, disjoint tiles, the cutoff function, and every pair line the settings give must equal the tiles'
+    (pairs the settings leave out are taken from the tiles): a tile fitted later with the settings must merge
+    with the given ones.  Raises HierarchyError naming the tile and the setting.
+    """
+    settings = _as_settings(settings)
+    types = _settings_types(settings)
+    given = list(given)
+    pairs = _tile_pairs(settings, types, given)  # complete, with the tiles' values
+    by_pair = {tuple(sorted(key.split("-"))): key for key in pairs}
+    for key, value in settings.get("pairs", {}).items():
+        a, b = key if isinstance(key, tuple) else key.replace("-", " ").split()
+        name = by_pair.get(tuple(sorted((a, b))))
+        if name is not None:
+            pairs[name] = dict(value if isinstance(value, dict) else vars(value))
+    view = _settings_view(types, {**settings, "pairs": pairs})
+    fit = "the global fit settings"
+    return [_check_type_order(types, given, fit), _check_disjoint(given), _check_pairs(view, given, fit),
+            _check_fcut(view, given, fit)]
 
 
 # ===================================================================== fit settings of one tile

@@ -38,7 +38,7 @@ MD_DEFAULTS = {"ensemble": "nvt", "thermostat": "langevin", "timestep": 0.5, "st
 #: Keys a state point may hold (others are refused).
 STATE_POINT_KEYS = ("temperature", "pressure", "composition", "density", "cell", "min_distance", "steps")
 #: Settings of the initial frames when no training set is given.
-INITIAL_DEFAULTS = {"n_frames": 8, "rattle": 0.1, "strain": 0.02, "seed": 0, "min_distance": None}
+INITIAL_DEFAULTS = {"n_frames": 8, "n_structures": 4, "rattle": 0.1, "strain": 0.02, "seed": 0, "min_distance": None}
 SAMPLING = ("parallel", "periodic")
 
 
@@ -98,7 +98,10 @@ def validate_inputs(inputs, namespace):
         if message:
             return message
     if "md_parameters" in inputs:
+        # temperature, pressure and seed come per state point: placeholders for the check of the rest
         md = {**MD_DEFAULTS, **inputs["md_parameters"].get_dict(), "temperature": 1.0, "seed": 0}
+        if md.get("ensemble") == "npt":
+            md.setdefault("pressure", 0.0)
         message = validate_md_parameters(orm.Dict(md), None)
         if message:
             return f"md_parameters: {message}"
@@ -298,17 +301,29 @@ class ActiveLearningWorkChain(WorkChain):
 
     # ================================================================== labelling
     def run_initial_labels(self):
-        """Rattled copies of each state point's structure, labelled by the reference method."""
+        """Rattled copies of independent random structures of each state point (of its given structure when it
+        has one), labelled by the reference method: ``n_frames`` per state point over ``n_structures`` cells."""
         parameters = {**INITIAL_DEFAULTS, **self.inputs.initial.get_dict()}
+        given = dict(self.inputs.get("structures", {}))
+        n_frames = int(parameters.pop("n_frames"))
+        n_structures = max(1, min(int(parameters.pop("n_structures")), n_frames))
         sets = {}
         for i, name in enumerate(self.ctx.names):
-            p = {**parameters, "seed": int(parameters["seed"]) + i}
-            sets[name] = initial_frames(self.ctx.structures[name], orm.Dict(p),
-                                        metadata={"call_link_label": f"initial_frames_{name}"})
+            cells = [self.ctx.structures[name]]
+            if name not in given:  # more independent cells: rattled copies of one cell sample too little
+                cells += [generate_structure(orm.Dict(self.ctx.points[name]),
+                                             orm.Int(self.inputs.md_seed.value + i + 7919 * k),
+                                             metadata={"call_link_label": f"initial_structure_{name}_{k}"})
+                          for k in range(1, n_structures)]
+            for k, cell in enumerate(cells):
+                count = n_frames // len(cells) + (1 if k < n_frames % len(cells) else 0)
+                p = {**parameters, "n_frames": count, "seed": int(parameters["seed"]) + 100 * i + k}
+                sets[f"{name}_{k}"] = initial_frames(cell, orm.Dict(p),
+                                                     metadata={"call_link_label": f"initial_frames_{name}_{k}"})
         frames = next(iter(sets.values())) if len(sets) == 1 else concatenate_training_sets(
             **sets, metadata={"call_link_label": "initial_frames"})
-        self.report(f"ALC-0: no training set given; labelling {frames.nframes} rattled frames "
-                    f"({parameters['n_frames']} per state point)")
+        self.report(f"ALC-0: no training set given; labelling {frames.nframes} rattled frames of {len(sets)} "
+                    f"cell(s) ({n_frames} per state point)")
         return self._submit_labels(frames)
 
     def run_labels(self):

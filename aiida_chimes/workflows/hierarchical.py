@@ -142,6 +142,7 @@ def validate_inputs(inputs, _):
         given = _given_tiles(dict(inputs.get("tiles", {})))
         lower_params = {t: node.get_params() for t, node in given.items()}
         plan = plan_fits(settings, list(given), mode)
+        hierarchy.check_given_tiles(settings, list(lower_params.values()))
         if "exclude" in settings or settings.get("hierarchical"):
             hierarchy.check_consistency(types, settings, list(lower_params.values()))
         for row in plan:

@@ -97,3 +97,24 @@ def vasp_inputs(mock_vasp_code, potential_family):
         "calc": {"metadata": {"options": {"resources": {"num_machines": 1, "num_mpiprocs_per_machine": 1},
                                           "withmpi": False, "max_wallclock_seconds": 300}}},
     }
+
+
+@pytest.fixture(scope="session")
+def codes(tmp_path_factory):
+    """The four codes of the shared C/N campaign (tests/workflows/campaign.py)."""
+    from tests.workflows.campaign import make_codes
+
+    return make_codes(str(tmp_path_factory.mktemp("campaign")))
+
+
+@pytest.fixture(scope="session")
+def campaign(codes):
+    """The tiny C/N hierarchical campaign, run once per session: (outputs, node)."""
+    from aiida import orm
+    from aiida.engine import run_get_node
+
+    from tests.workflows.campaign import campaign_builder
+
+    results, node = run_get_node(campaign_builder(codes, project=orm.Str("test-campaign")))
+    assert node.is_finished_ok, (node.exit_status, node.exit_message)
+    return results, node

@@ -1,6 +1,6 @@
 """``aiida-chimes potential show`` / ``provenance`` and the provenance queries on a real C/N campaign.
 
-The campaign is the module fixture of ``test_hierarchical_campaign`` (run again for this module): tiles C and N,
+The campaign is the session fixture of ``tests/workflows/conftest.py``: tiles C and N,
 then CN on their residuals, each by active learning with xTB labels, merged.  Expected numbers come from direct
 queries of the graph, independent of the code under test.
 """
@@ -24,7 +24,7 @@ from aiida_chimes.tools.queries import (
     reference_calculations,
     reference_calculations_below,
 )
-from tests.workflows.test_hierarchical_campaign import campaign, campaign_builder, codes  # noqa: F401
+from tests.workflows.campaign import campaign_builder
 
 DOCS = Path(__file__).parents[2] / "docs" / "provenance.md"
 TILES = ("C", "CN", "N")

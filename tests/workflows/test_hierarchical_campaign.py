@@ -1,108 +1,21 @@
 """End to end: a C/N hierarchical active-learning campaign with real CalcJobs (xTB reference, tiny protocol).
 
-One campaign (module fixture) fits tiles C and N (row 1), then the CN cross tile on residuals (row 2), and merges
-them.  The tests check its outputs against direct evaluation, the provenance links merged -> tiles -> residual sets
--> reference calculations, the reports, tile reuse, caching and restart.
+One campaign (session fixture, tests/workflows/conftest.py) fits tiles C and N (row 1), then the CN cross
+tile on residuals (row 2), and merges them.  The tests check its outputs against direct evaluation, the
+provenance links merged -> tiles -> residual sets -> reference calculations, the reports, tile reuse, caching
+and restart.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from aiida import orm
 from aiida.common.links import LinkType
 from aiida.engine import run_get_node
 
 from aiida_chimes.chimes.errors import predict
 from aiida_chimes.chimes.hierarchy import tile_contribution
-from aiida_chimes.workflows.hierarchical import HierarchicalFitWorkChain
-
-#: Small C/N settings: 2-body order 6, 3-body order 2, short cutoffs (cells of 8-12 atoms).
-SETTINGS = {
-    "types": ["C", "N"],
-    "pairs": {
-        "C-C": {"s_minim": 1.0, "s_maxim": 4.0, "morse_lambda": 1.4},
-        "N-N": {"s_minim": 0.9, "s_maxim": 4.0, "morse_lambda": 1.1},
-        "C-N": {"s_minim": 0.95, "s_maxim": 4.0, "morse_lambda": 1.3},
-    },
-    "orders": [6, 2, 0],
-    "fit_energy": True,
-    "fit_stress": "all",
-    "special": {"3B S_MAXIM": 3.0},
-    "fcut_type": "TERSOFF",
-    "fcut_var": 0.75,
-}
-STATE_POINTS = {
-    "C": {"temperature": 1500.0, "composition": {"C": 8}, "density": 2.0, "min_distance": 1.2},
-    "N": {"temperature": 1500.0, "composition": {"N": 8}, "density": 1.6, "min_distance": 1.1},
-    "CN": {"temperature": 1500.0, "composition": {"C": 5, "N": 5}, "density": 1.9, "min_distance": 1.1},
-}
-TINY = {
-    "md_parameters": {
-        "ensemble": "nvt",
-        "thermostat": "langevin",
-        "timestep": 0.25,
-        "steps": 40,
-        "output_interval": 10,
-        "thermo_interval": 10,
-    },
-    "selection": {"method": "evenly", "n_select": 2, "max_penalty": 1},
-    "initial": {"n_frames": 4, "rattle": 0.05, "strain": 0.02},
-}
-XTB = {"method": "GFN1-xTB", "electronic_temperature": 1000.0}
-
-
-def campaign_builder(codes, *, max_cycles=1, **inputs):
-    """The fast protocol made tiny; ``inputs`` are set on the builder."""
-    builder = HierarchicalFitWorkChain.get_builder_from_protocol(
-        codes, SETTINGS, STATE_POINTS, protocol="fast", xtb_parameters=XTB
-    )
-    for key, value in inputs.items():
-        builder[key] = value
-    al = builder.active_learning
-    al.md_parameters = orm.Dict(TINY["md_parameters"])
-    al.selection = orm.Dict(TINY["selection"])
-    al.initial = orm.Dict(TINY["initial"])
-    al.max_cycles = orm.Int(max_cycles)
-    return builder
-
-
-@pytest.fixture(scope="module")
-def codes(tmp_path_factory):
-    """The four codes of a campaign on a module-wide localhost computer (the campaign fixture is module-wide)."""
-    from tests.calculations.conftest import script_path
-
-    computer = orm.Computer(
-        label="campaign-localhost",
-        hostname="localhost",
-        transport_type="core.local",
-        scheduler_type="core.direct",
-        workdir=str(tmp_path_factory.mktemp("campaign")),
-    ).store()
-    computer.set_minimum_job_poll_interval(0.0)
-    computer.configure()
-    spec = {
-        "design_matrix": ("chimes-lsq", "chimes.design_matrix"),
-        "regression": ("chimes-solve", "chimes.regression"),
-        "md": ("chimes-md", "chimes.md"),
-        "label": ("chimes-label", "chimes.label_xtb"),
-    }
-    return {
-        key: orm.InstalledCode(
-            computer=computer,
-            filepath_executable=script_path(name),
-            label=f"campaign-{name}",
-            default_calc_job_plugin=plugin,
-        ).store()
-        for key, (name, plugin) in spec.items()
-    }
-
-
-@pytest.fixture(scope="module")
-def campaign(codes):
-    results, node = run_get_node(campaign_builder(codes, project=orm.Str("test-campaign")))
-    assert node.is_finished_ok, (node.exit_status, node.exit_message)
-    return results, node
+from tests.workflows.campaign import campaign_builder
 
 
 def test_outputs_and_tiles(campaign):
