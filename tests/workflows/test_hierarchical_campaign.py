@@ -129,7 +129,8 @@ def test_rerun_with_caching_launches_no_calcjob(campaign, codes):
 
 
 def _tile_runs(node) -> dict:
-    return {link.link_label[len("tile_"):]: link.node for link in node.base.links.get_outgoing().all()
+    return {link.link_label[len("tile_"):]: link.node
+            for link in node.base.links.get_outgoing(link_type=LinkType.CALL_WORK).all()
             if link.link_label.startswith("tile_")}
 
 
@@ -159,3 +160,22 @@ def test_restart_reuses_every_cycle_done(campaign, codes):
     assert node.base.extras.get("restart_from") == first.uuid
     assert new["CN"].base.extras.get("restart_from", None) is None
     assert new["CN"].outputs.summary["cycles_done"] == 2
+
+
+def test_partial_mode_fits_the_rest_with_the_cross_terms(campaign, codes):
+    """Partial mode with only the C tile given: one active-learning fit holds N and the CN cross terms."""
+    results, _ = campaign
+    c_tile = results["tile_potentials"]["C"]
+    partial, node = run_get_node(campaign_builder(codes, mode=orm.Str("partial"), tiles={"C": c_tile},
+                                                  register_tiles=orm.Bool(False)))
+    assert node.is_finished_ok, (node.exit_status, node.exit_message)
+    assert sorted(partial["tile_potentials"]) == ["C", "CN"]
+    assert partial["tile_potentials"]["C"].pk == c_tile.pk
+    fitted = partial["tile_potentials"]["CN"]
+    assert sorted("".join(sorted(t)) for t in fitted.tiles) == ["CN", "N"]  # N and the cross terms, never C
+    runs = _tile_runs(node)
+    assert sorted(runs) == ["CN"]
+    assert sorted(runs["CN"].inputs.state_points.get_dict()) == ["CN", "N"]  # the pure-C point has nothing to fit
+    excluded = runs["CN"].inputs.settings.get_dict()["exclude"]
+    assert excluded == {"1": ["C"], "2": ["C C"], "3": ["C C C"]}
+    assert sorted("".join(sorted(t)) for t in partial["potential"].tiles) == ["C", "CN", "N"]
