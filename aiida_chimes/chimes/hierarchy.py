@@ -32,6 +32,7 @@ import copy
 import itertools
 import math
 import os
+import re
 from collections.abc import Iterable
 
 import numpy as np
@@ -43,6 +44,7 @@ __all__ = [
     "HierarchyError",
     "tile_of",
     "tile_name",
+    "tile_from_name",
     "tile_rows",
     "tiles_for",
     "held_tiles",
@@ -78,6 +80,14 @@ def tile_of(cluster_elements: Iterable[str]) -> frozenset[str]:
 def tile_name(tile: Iterable[str]) -> str:
     """Name of a tile, its elements in alphabetical order: ``"C"``, ``"CN"``, ``"CNO"``."""
     return "".join(sorted(tile_of(tile)))
+
+
+def tile_from_name(name: str) -> frozenset[str]:
+    """The tile of a tile name (``"CN"`` -> {C, N}, ``"CCl"`` -> {C, Cl}); HierarchyError if it is not one."""
+    symbols = re.findall(r"[A-Z][a-z]?", name)
+    if not symbols or "".join(symbols) != name:
+        raise HierarchyError(f"tile {name!r}: not a tile name (element symbols such as 'CN' or 'CCl')")
+    return tile_of(symbols)
 
 
 def _unique(elements: Iterable[str]) -> list[str]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import re
 from collections.abc import Iterable, Mapping
 from typing import NamedTuple
 
@@ -111,12 +110,7 @@ def _lower(lower_tiles, tile: frozenset) -> tuple[list[ChimesParams], list[str]]
 def _elements(elements) -> frozenset:
     """The tile of ``elements``: symbols, or a tile name such as ``"CN"`` (one capital letter per symbol)."""
     if isinstance(elements, str):
-        symbols = re.findall(r"[A-Z][a-z]?", elements)
-        if "".join(symbols) != elements:
-            raise ValueError(
-                f"tile {elements!r}: not a tile name (element symbols such as 'CN' or 'CCl'); give a list of symbols"
-            )
-        elements = symbols
+        return hierarchy.tile_from_name(elements)
     return hierarchy.tile_of(list(elements))
 
 

@@ -16,8 +16,6 @@ active-learning run goes on after its last completed cycle.
 
 from __future__ import annotations
 
-import itertools
-
 from aiida import orm
 from aiida.engine import ToContext, WorkChain, if_, while_
 
@@ -69,8 +67,7 @@ def max_body(settings: dict) -> int:
 
 def _covered(elements: frozenset, given: list[frozenset], body: int) -> bool:
     """Whether every interaction of ``elements`` (every sub-tile up to ``body`` elements) is in a given tile."""
-    return all(frozenset(sub) in given for k in range(1, min(body, len(elements)) + 1)
-               for sub in itertools.combinations(sorted(elements), k))
+    return all(tile in given for tile in hierarchy.tiles_for(sorted(elements), body))
 
 
 def plan_fits(settings: dict, given: list[frozenset], mode: str) -> list[list[frozenset]]:
@@ -307,8 +304,8 @@ class HierarchicalFitWorkChain(WorkChain):
         for name in self.ctx.rows[self.ctx.row]:
             if name in self.ctx.tiles:
                 continue  # finished in the campaign restarted from
-            unit = hierarchy.tile_of(_symbols(name))
-            lower_nodes = {n: node for n, node in self.ctx.tiles.items() if hierarchy.tile_of(_symbols(n)) < unit}
+            unit = hierarchy.tile_from_name(name)
+            lower_nodes = {n: node for n, node in self.ctx.tiles.items() if hierarchy.tile_from_name(n) < unit}
             lower_params = [node.get_params() for node in lower_nodes.values()]
             unit_settings = _tile_settings(settings, overrides, unit)
             try:
@@ -353,7 +350,7 @@ class HierarchicalFitWorkChain(WorkChain):
         return ToContext(**futures)
 
     def _tile_sets(self) -> dict:
-        return {name: hierarchy.tile_of(_symbols(name)) for name in self.ctx.tiles}
+        return {name: hierarchy.tile_from_name(name) for name in self.ctx.tiles}
 
     def _frames_of(self, belongs, name: str):
         """The frames of the training set that belong to a fit (subset calcfunction), or None."""
@@ -400,7 +397,7 @@ class HierarchicalFitWorkChain(WorkChain):
     # ================================================================== merge and results
     def merge(self):
         """One parameter file: the top fit merged with every other tile (calcfunction)."""
-        names = sorted(self.ctx.tiles, key=lambda n: (len(_symbols(n)), n))
+        names = sorted(self.ctx.tiles, key=lambda n: (len(hierarchy.tile_from_name(n)), n))
         top = names[-1]
         if len(names) == 1:
             self.ctx.potential = self.ctx.tiles[top]
@@ -495,13 +492,6 @@ class HierarchicalFitWorkChain(WorkChain):
         al.fit.solver = orm.Dict(p["solver"])
         al.fit.selection = orm.Str(p["selection_fit"])
         return builder
-
-
-def _symbols(name: str) -> list[str]:
-    """Element symbols of a tile name ('CN' -> ['C', 'N'])."""
-    import re
-
-    return re.findall(r"[A-Z][a-z]?", name)
 
 
 def _plain(namespace, skip=()) -> dict:

@@ -14,21 +14,8 @@ from aiida_chimes.chimes.fit_system import FitSystem
 from aiida_chimes.chimes.frames import FrameSet
 from aiida_chimes.chimes.selection import LeverageScorer, leverage_scores
 from aiida_chimes.chimes.structures import rattled_frames
+from tests.calculations.conftest import CN_SETTINGS
 from tests.helpers import DATA_DIR
-
-#: Small C/N fit settings (as tests/calculations/conftest.py CN_SETTINGS): 2-body order 8, 3-body order 4.
-CN_SETTINGS = {
-    "types": ["C", "N"],
-    "pairs": {"C-C": {"s_minim": 0.98, "s_maxim": 4.5, "morse_lambda": 1.4},
-              "N-N": {"s_minim": 0.86, "s_maxim": 4.5, "morse_lambda": 1.09},
-              "C-N": {"s_minim": 0.90, "s_maxim": 4.5, "morse_lambda": 1.34}},
-    "orders": [8, 4, 0],
-    "fit_energy": True,
-    "fit_stress": "all",
-    "special": {"3B S_MAXIM": 3.5},
-    "fcut_type": "TERSOFF",
-    "fcut_var": 0.75,
-}
 
 
 @pytest.fixture(scope="module")

@@ -17,22 +17,8 @@ from aiida.manage import get_manager
 from aiida_chimes.chimes.hierarchy import settings_for_tile
 from aiida_chimes.data.training_set import TrainingSetData
 from aiida_chimes.workflows.active_learning import ActiveLearningWorkChain
+from tests.workflows.campaign import SETTINGS, XTB, make_codes
 
-#: Small C/N settings (2-body order 6, 3-body order 2, short cutoffs) as in the campaign test.
-SETTINGS = {
-    "types": ["C", "N"],
-    "pairs": {
-        "C-C": {"s_minim": 1.0, "s_maxim": 4.0, "morse_lambda": 1.4},
-        "N-N": {"s_minim": 0.9, "s_maxim": 4.0, "morse_lambda": 1.1},
-        "C-N": {"s_minim": 0.95, "s_maxim": 4.0, "morse_lambda": 1.3},
-    },
-    "orders": [6, 2, 0],
-    "fit_energy": True,
-    "fit_stress": "all",
-    "special": {"3B S_MAXIM": 3.0},
-    "fcut_type": "TERSOFF",
-    "fcut_var": 0.75,
-}
 #: The fit settings of the C tile alone (no lower tiles).
 C_SETTINGS = settings_for_tile(SETTINGS, {"C"}, [])
 STATE_POINTS = {"C": {"temperature": 1500.0, "composition": {"C": 8}, "density": 2.0, "min_distance": 1.2}}
@@ -40,24 +26,12 @@ MD = {"ensemble": "nvt", "thermostat": "langevin", "timestep": 0.25, "steps": 40
       "thermo_interval": 10}
 SELECTION = {"method": "evenly", "n_select": 2, "max_penalty": 1}
 INITIAL = {"n_frames": 4, "rattle": 0.05, "strain": 0.02}
-XTB = {"method": "GFN1-xTB", "electronic_temperature": 1000.0}
 
 
 @pytest.fixture(scope="module")
 def codes(tmp_path_factory):
-    """The four codes of a run on a module-wide localhost computer (module-scoped runs need module-scoped codes)."""
-    from tests.calculations.conftest import script_path
-
-    computer = orm.Computer(label="active-learning-localhost", hostname="localhost", transport_type="core.local",
-                            scheduler_type="core.direct",
-                            workdir=str(tmp_path_factory.mktemp("active_learning"))).store()
-    computer.set_minimum_job_poll_interval(0.0)
-    computer.configure()
-    spec = {"design_matrix": ("chimes-lsq", "chimes.design_matrix"),
-            "regression": ("chimes-solve", "chimes.regression"), "md": ("chimes-md", "chimes.md"),
-            "label": ("chimes-label", "chimes.label_xtb")}
-    return {key: orm.InstalledCode(computer=computer, filepath_executable=script_path(name), label=f"al-{name}",
-                                   default_calc_job_plugin=plugin).store() for key, (name, plugin) in spec.items()}
+    """The four codes on their own localhost computer (module-scoped runs need module-scoped codes)."""
+    return make_codes(str(tmp_path_factory.mktemp("active_learning")), label="active-learning-localhost")
 
 
 def al_builder(codes, *, max_cycles=1, selection=SELECTION, md_parameters=MD, state_points=STATE_POINTS, **inputs):
