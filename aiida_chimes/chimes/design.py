@@ -11,7 +11,10 @@ chimes_lsq conventions kept on purpose (they define the fitted model):
 * a pair enters the 2-body columns only for S_MINIM < r < S_MAXIM (no inner extrapolation, no penalty);
 * in a 3-/4-body cluster a distance below its inner cutoff uses the polynomials at the inner cutoff; its own
   force contribution is dropped for 3-body clusters and kept for 4-body clusters (``Cheby.C Deriv_3B/4B``);
-* stress rows are -(1/V) sum_pairs (dE/dr) r_a r_b / r, in kcal/mol/A^3; b holds GPa / 6.9476955.
+* stress rows are -(1/V) sum_pairs (dE/dr) r_a r_b / r, in kcal/mol/A^3; b holds GPa / 6.9476955;
+* with FITCOUL, one column per pair type holds the Ewald Coulomb force per unit charge product
+  (:mod:`~aiida_chimes.chimes.ewald`, chimes_lsq's truncation) in the force rows; chimes_lsq writes no charge
+  columns in stress or energy rows, so FITCOUL fits forces only.
 
 Cluster enumeration reuses the evaluator's neighbour lists (each cluster once per translation class), so a
 frame's rows times a coefficient vector equal the evaluator's forces, stress and energy of those coefficients.
@@ -27,6 +30,7 @@ from numba import njit
 from .basis import chebyshev, cutoff, morse_scaling
 from .clusters import filter_neighbors, half_neighbor_list, wrap_and_replicate
 from .evaluate import ChimesModel, _separation
+from .ewald import coulomb_force_columns
 from .fit_basis import column_layout
 from .params import ChimesParams
 from .units import GPA_PER_KCALMOL_A3_LSQ
@@ -38,7 +42,18 @@ _DIAG_INDEX = ((0, 0), (1, 1), (2, 2))
 #: xyzf stress order xx yy zz xy xz yz -> 3x3 position
 _XYZF_STRESS = ((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2))
 
-FORCE, ENERGY, STRESS = 0, 1, 2
+FORCE, ENERGY, STRESS, CONSTRAINT = 0, 1, 2, 3
+
+
+def orthorhombic_lengths(cell) -> np.ndarray:
+    """Box lengths of an orthorhombic cell; chimes_lsq's Ewald sum (FITCOUL) knows no other cells."""
+    cell = np.asarray(cell, dtype=np.float64).reshape(3, 3)
+    off = cell - np.diag(np.diag(cell))
+    lengths = np.diag(cell).copy()
+    if np.any(np.abs(off) > 1e-10 * np.abs(lengths).max()) or np.any(lengths <= 0):
+        raise ValueError("FITCOUL true needs orthorhombic cells (chimes_lsq's Ewald sum takes box lengths only); "
+                         f"this frame's cell is {cell.tolist()}")
+    return lengths
 
 
 @dataclass
@@ -188,6 +203,10 @@ class DesignBuilder:
             t4.block_of, t4.slot_pair, t4.rin, t4.rout, t4.lam, t4.xavg, t4.xdiff, t4.blk_col,
             t4.blk_nu, t4.row_start, t4.row_pow, t4.row_col, t4.row_diff, t4.order, t4.rcut,
         )
+        if self.layout.charge_offset >= 0:
+            c0 = self.layout.charge_offset
+            dF[:, :, c0 : c0 + len(self.basis.pairs)] = coulomb_force_columns(
+                positions, orthorhombic_lengths(cell), types, m.pair_of, len(self.basis.pairs))
         volume = abs(float(np.linalg.det(cell)))
         stress = -vir / volume  # (3, 3, M)
         for t in range(len(types)):
@@ -195,6 +214,28 @@ class DesignBuilder:
             if c >= 0:
                 dE[c] += 1.0
         return dF, stress, dE
+
+    def constraint_rows(self, lines) -> tuple[np.ndarray, np.ndarray]:
+        """Rows of the ``CHARGE CONSTRAINTS`` lines (``P1 .. Pn c1 .. cn value``): c_k in the charge-product
+        column of pair P_k, the value in b (chimes_lsq ``PRINT_CONSTRAINTS``); (0, M) and (0,) without any."""
+        A = np.zeros((len(lines), self.ncols))
+        b = np.zeros(len(lines))
+        if not len(lines):
+            return A, b
+        c0 = self.layout.charge_offset
+        if c0 < 0:
+            raise ValueError("charge constraints need FITCOUL true (charge-product columns)")
+        pairs = self.basis.pairs
+        names = {}
+        for k, q in enumerate(pairs):
+            names[q.atom1 + q.atom2] = names[q.atom2 + q.atom1] = k
+        n = len(pairs)
+        for i, line in enumerate(lines):
+            fields = line.split()
+            for name, coef in zip(fields[:n], fields[n : 2 * n], strict=True):
+                A[i, c0 + names[name]] = float(coef)
+            b[i] = float(fields[2 * n])
+        return A, b
 
     def frame_rows(self, frame, stress_mode: str = "none", fit_energy: bool = False, flags=("", "", "")) -> FrameRows:
         """Rows, right-hand side and labels of one :class:`~aiida_chimes.chimes.io.xyzf.XyzfFrame`."""

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .io.lsq_files import excluded_pairs, excluded_types
+from .io.lsq_files import excluded_pairs, excluded_types, fits_charges
 from .params import AtomType, ChimesParams, ClusterBlock, PairType, SpecialCutoffs
 
 _SLOTS = {3: ((0, 1), (0, 2), (1, 2)), 4: ((0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3))}
@@ -96,6 +96,7 @@ class ColumnLayout:
     energy_offset: np.ndarray  # (ntypes,) column of each type's energy offset, -1 if excluded or not fitted
     ncols: int
     labels: list[str]
+    charge_offset: int = -1  # FITCOUL: first of the charge-product columns (one per pair type), else -1
 
 
 def _proper_names(types: list[str], pairs: list[PairType]) -> dict[tuple[str, str], str]:
@@ -256,7 +257,8 @@ def _split_name(name: str, p: ChimesParams) -> tuple[str, str]:
 
 
 def column_layout(p: ChimesParams, fit_energy: bool) -> ColumnLayout:
-    """chimes_lsq column order: pair blocks, unique 3-body, unique 4-body, energy offsets (if fitted)."""
+    """chimes_lsq column order: pair blocks, unique 3-body, unique 4-body, charge products (FITCOUL), energy
+    offsets (if fitted)."""
     o2 = p.orders[0]
     labels: list[str] = []
     col = 0
@@ -278,6 +280,11 @@ def column_layout(p: ChimesParams, fit_energy: bool) -> ColumnLayout:
             labels += [f"{nbody}B {''.join(blk.atoms)} #{u}" for u in range(blk.unique)]
             col += blk.unique
         offs.append(off)
+    charge_off = -1
+    if fits_charges(p):
+        charge_off = col
+        labels += [f"Q {q.name}" for q in p.pairs]
+        col += len(p.pairs)
     e_off = np.full(len(p.types), -1, dtype=np.int64)
     if fit_energy:
         ex1 = set(excluded_types(p))
@@ -287,4 +294,4 @@ def column_layout(p: ChimesParams, fit_energy: bool) -> ColumnLayout:
             e_off[t] = col
             labels.append(f"E0 {at.symbol}")
             col += 1
-    return ColumnLayout(pair_off, o2, offs[0], offs[1], e_off, col, labels)
+    return ColumnLayout(pair_off, o2, offs[0], offs[1], e_off, col, labels, charge_off)

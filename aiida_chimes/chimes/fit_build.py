@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .design import DesignBuilder
+from .design import CONSTRAINT, DesignBuilder
 from .fit_basis import build_basis
 from .fit_system import FitSystem
 from .weights import row_weights
 
 #: classes used in FitSystem (codes match design.FORCE/ENERGY/STRESS)
-CLASS_NAMES = ("force", "energy", "stress")
+CLASS_NAMES = ("force", "energy", "stress", "constraint")
 
 
 @dataclass
@@ -75,8 +75,11 @@ def build_fit_system(setup, weights=None, comm=None, interop_dir: str | None = N
             if index >= mine.stop:
                 break
             tf = time.perf_counter()
-            rows = builder.frame_rows(frame, setup.stress_mode(index), setup.fits_energy(index),
-                                      flags=source.flags)
+            try:
+                rows = builder.frame_rows(frame, setup.stress_mode(index), setup.fits_energy(index),
+                                          flags=source.flags)
+            except ValueError as exc:  # name the training file and frame (1-based over the whole training set)
+                raise ValueError(f"{source.path}: training frame {index + 1}: {exc}") from exc
             w = None
             if weights is not None:
                 w = row_weights(rows.classes, rows.b, np.full(len(rows.b), rows.natoms), weights,
@@ -94,6 +97,14 @@ def build_fit_system(setup, weights=None, comm=None, interop_dir: str | None = N
             if log is not None:
                 print(f"rank {rank}: finished frame {index} ({rows.natoms} atoms, {len(rows.b)} rows) in {dt:.3f} s",
                       file=log, flush=True)
+        if rank == size - 1:  # chimes_lsq: the last rank appends the charge-constraint rows after its frames
+            Ac, bc = builder.constraint_rows(setup.charge_constraints if setup.fit_coulomb else [])
+            if len(bc):
+                system.add_rows(Ac, bc, CONSTRAINT)
+                report.nrows += len(bc)
+                if raw is not None:
+                    raw.write(np.ascontiguousarray(Ac, dtype=np.float64).tobytes())
+                    b_parts.append(bc)
     finally:
         if raw is not None:
             raw.close()
@@ -142,7 +153,7 @@ def _write_interop(setup, basis, ncols, folder, text, comm, rank, size, b_parts,
     a_path = os.path.join(folder, "A.txt" if text else "A.npy")
     write_A(a_path, A, text=text)
     write_b_txt(os.path.join(folder, "b.txt"), b)
-    write_b_labeled(os.path.join(folder, "b-labeled.txt"), labels, b)
+    write_b_labeled(os.path.join(folder, "b-labeled.txt"), labels, b[: len(labels)])  # constraints: no label
     write_natoms_txt(os.path.join(folder, "natoms.txt"), natoms)
     write_dim_txt(os.path.join(folder, "dim.txt"), ncols, nrows)
     with open(os.path.join(folder, "params.header"), "w") as fh:

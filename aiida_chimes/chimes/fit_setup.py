@@ -209,7 +209,7 @@ class FitSetup:
         with open(path, "w") as handle:
             handle.write(text)
 
-    def validate(self, *, allow_coulomb: bool = False, allow_long_manybody: bool = False) -> None:
+    def validate(self, *, allow_coulomb: bool = True, allow_long_manybody: bool = False) -> None:
         """Raise :class:`FitSetupError` if the setup is not usable (see :func:`validate_fit_setup`)."""
         validate_fit_setup(self, allow_coulomb=allow_coulomb, allow_long_manybody=allow_long_manybody)
 
@@ -274,12 +274,12 @@ def _finite(x) -> bool:
 
 
 # ===================================================================== validation
-def validate_fit_setup(s: FitSetup, lines: dict | None = None, *, allow_coulomb: bool = False,
+def validate_fit_setup(s: FitSetup, lines: dict | None = None, *, allow_coulomb: bool = True,
                        allow_long_manybody: bool = False) -> None:
     """Check a :class:`FitSetup`; raise :class:`FitSetupError` (file, line from ``lines``, fix) on the first problem.
 
     ``lines`` maps items to line numbers of the source file (the reader fills it; ``make_fit_setup`` has none).
-    ``allow_coulomb`` accepts ``FITCOUL true`` (the caller decides what to do with it);
+    ``allow_coulomb=False`` refuses ``FITCOUL true`` (charge fitting) with a clear message;
     ``allow_long_manybody`` accepts SPECIAL many-body outer cutoffs longer than the 2-body ones.
     """
     lines = lines or {}
@@ -303,8 +303,11 @@ def validate_fit_setup(s: FitSetup, lines: dict | None = None, *, allow_coulomb:
         if not _finite(s.masses[i]) or s.masses[i] <= 0:
             fail(("type", i), f"mass of {sym} must be a positive number, found {s.masses[i]!r}")
     if s.fit_coulomb and not allow_coulomb:
-        fail("FITCOUL", "FITCOUL true: charge fitting is not implemented; set FITCOUL false and zero charges "
+        fail("FITCOUL", "FITCOUL true: charge fitting is not accepted here; set FITCOUL false and zero charges "
              "(0.0 in the ATMCHRG column of the TYPEIDX table)")
+    if s.fit_coulomb and (s.fit_stress != "none" or bool(s.fit_energy)):
+        fail("FITCOUL", "FITCOUL true fits forces only: chimes_lsq writes the charge-product columns in force rows "
+             "but not in stress or energy rows, so set FITSTRS false and FITENER false (or FITCOUL false)")
     if not s.fit_coulomb:
         for i, (sym, charge) in enumerate(zip(s.types, s.charges, strict=True)):
             try:
@@ -490,15 +493,29 @@ def validate_fit_setup(s: FitSetup, lines: dict | None = None, *, allow_coulomb:
                 _check_special_value(fail, ek, body, kind, f"entry {key}", pair_of[pr], v, allow_long_manybody)
 
     # ---------------------------------------------------------------- charge constraints
+    # (with FITCOUL false chimes_lsq ignores them, as the official fitstrs input shows; so do we)
     if s.charge_constraints:
         npairs = len(s.pairs)
         if len(s.charge_constraints) != npairs - 1:
             fail("CHARGE CONSTRAINTS", f"CHARGE CONSTRAINTS needs NPAIR-1 = {npairs - 1} lines, found "
                  f"{len(s.charge_constraints)}")
+        names = {}
+        for k, pr in enumerate(s.pairs):
+            names[pr.atom1 + pr.atom2] = names[pr.atom2 + pr.atom1] = k
         for j, line in enumerate(s.charge_constraints):
-            if len(line.split()) != 2 * npairs + 1:
+            fields = line.split()
+            if len(fields) != 2 * npairs + 1:
                 fail(("charge", j), f"charge constraint {line!r} must have {2 * npairs + 1} fields "
                      f"({npairs} pair names, {npairs} coefficients, the value)")
+            listed = [names.get(nm) for nm in fields[:npairs]]
+            if None in listed or len(set(listed)) != npairs:
+                fail(("charge", j), f"charge constraint {line!r}: the first {npairs} fields must name every pair "
+                     f"type once (pairs: {' '.join(pr.atom1 + pr.atom2 for pr in s.pairs)})")
+            for v in fields[npairs:]:
+                try:
+                    float(v)
+                except ValueError:
+                    fail(("charge", j), f"charge constraint {line!r}: {v!r} is not a number")
 
 
 def _check_special_value(fail, key, body, kind, what, pair: PairSetup, value, allow_long_manybody):
@@ -519,7 +536,7 @@ def _check_special_value(fail, key, body, kind, what, pair: PairSetup, value, al
 
 
 # ===================================================================== construction
-def read_fm_setup(path, *, allow_coulomb: bool = False, allow_long_manybody: bool = False) -> FitSetup:
+def read_fm_setup(path, *, allow_coulomb: bool = True, allow_long_manybody: bool = False) -> FitSetup:
     """Read ``fm_setup.in`` (and its MULTI traj_list, relative to the file's folder) into a validated setup.
 
     ``allow_coulomb=True`` accepts ``FITCOUL true`` (sets ``fit_coulomb`` and keeps the charge signs as text);
@@ -564,7 +581,7 @@ def make_fit_setup(types, pairs, orders, trajectories, **kwargs) -> FitSetup:
     Other keyword arguments are :class:`FitSetup` fields; ``allow_coulomb`` and ``allow_long_manybody`` are passed
     to :func:`validate_fit_setup`.
     """
-    allow_coulomb = kwargs.pop("allow_coulomb", False)
+    allow_coulomb = kwargs.pop("allow_coulomb", True)
     allow_long = kwargs.pop("allow_long_manybody", False)
     source = kwargs.pop("source", "<make_fit_setup>")
     base_dir = os.fspath(kwargs.pop("base_dir", "."))

@@ -50,8 +50,9 @@ from scipy.linalg.lapack import dtpqrt
 
 __all__ = ["CLASSES", "FORMAT_VERSION", "FitSystem", "predict"]
 
-#: Observable classes; the row class codes are the indices in this tuple.
-CLASSES = ("force", "energy", "stress")
+#: Observable classes; the row class codes are the indices in this tuple.  ``constraint``: the charge-constraint
+#: rows of a FITCOUL fit (chimes_lsq appends them after the frames' rows).
+CLASSES = ("force", "energy", "stress", "constraint")
 #: Extra unweighted stream of the energy rows divided by the atom count (only filled when natoms is given).
 PER_ATOM = "energy_per_atom"
 STREAMS = CLASSES + (PER_ATOM,)
@@ -59,7 +60,8 @@ _NSTREAMS = len(STREAMS)
 _PA = STREAMS.index(PER_ATOM)
 _ENERGY = CLASSES.index("energy")
 
-FORMAT_VERSION = 1
+#: 2: the ``constraint`` class was added (files of version 1 load with it empty).
+FORMAT_VERSION = 2
 _FORMAT_NAME = "aiida-chimes-fit-system"
 #: LAPACK block size of dtpqrt (measured: 32 is the fastest for M from 100 to 1000).
 _QR_BLOCK = 32
@@ -246,8 +248,12 @@ class _Stream:
     # -- packing (save, MPI) --------------------------------------------------------------------------------
     def pack(self):
         self.flush()
-        head = np.array([self.nrows, self.wuni, self.bsum_u, self.bsum_w, 0.0 if self.Fw is None else 1.0])
-        parts = [head, self.colsum_u, self.colsum_w, self.Fu.ravel(order="F")]
+        empty = self.nrows == 0 and self.wuni == 0.0 and self.Fw is None  # nothing folded: Fu is zero, not sent
+        flag = 2.0 if empty else (0.0 if self.Fw is None else 1.0)
+        head = np.array([self.nrows, self.wuni, self.bsum_u, self.bsum_w, flag])
+        parts = [head, self.colsum_u, self.colsum_w]
+        if not empty:
+            parts.append(self.Fu.ravel(order="F"))
         if self.Fw is not None:
             parts.append(self.Fw.ravel(order="F"))
         return np.concatenate(parts)
@@ -259,11 +265,13 @@ class _Stream:
         st.nrows = int(data[0])
         st.wuni = float(data[1])
         st.bsum_u, st.bsum_w = float(data[2]), float(data[3])
-        has_w = data[4] != 0.0
+        has_w = data[4] == 1.0
         pos = 5
         st.colsum_u = data[pos : pos + M].copy()
         st.colsum_w = data[pos + M : pos + 2 * M].copy()
         pos += 2 * M
+        if data[4] == 2.0:  # an empty stream: zero factor
+            return st, pos
         st.Fu = data[pos : pos + K * K].reshape((K, K), order="F").copy(order="F")
         pos += K * K
         if has_w:
@@ -306,8 +314,9 @@ class FitSystem:
     def add_rows(self, A, b, classes, weights=None, natoms=None) -> None:
         """Fold rows into the system.
 
-        A: (n, M) design rows; b: (n,) reference values; classes: (n,) codes 0/1/2 (force/energy/stress) or a
-        single code for all rows; weights: (n,) or scalar row weights w (row multiplied by w, None = 1);
+        A: (n, M) design rows; b: (n,) reference values; classes: (n,) codes 0/1/2/3
+        (force/energy/stress/constraint) or a single code for all rows; weights: (n,) or scalar row weights w
+        (row multiplied by w, None = 1);
         natoms: (n,) or scalar atom counts, used only for the energy rows (per-atom energy errors).
         """
         M = self.ncols
@@ -397,7 +406,7 @@ class FitSystem:
 
     @property
     def nrows(self) -> dict:
-        """Number of rows per class name (plus ``energy_per_atom``) and ``total`` (the three classes)."""
+        """Number of rows per class name (plus ``energy_per_atom``) and ``total`` (all classes)."""
         out = {name: st.nrows for name, st in zip(STREAMS, self._streams, strict=True)}
         out["total"] = sum(out[name] for name in CLASSES)
         return out
@@ -510,7 +519,7 @@ class FitSystem:
     def rmse(self, x) -> dict:
         """Unweighted root-mean-square error per class name (nan for a class without rows).
 
-        Also holds ``total`` (all rows of the three classes) and ``energy_per_atom`` (energy errors divided by
+        Also holds ``total`` (all rows of all classes) and ``energy_per_atom`` (energy errors divided by
         the atom count, when ``natoms`` was given for the energy rows; nan otherwise).
         """
         out = {}
@@ -601,9 +610,11 @@ class FitSystem:
             system = cls(ncols, int(data["block_rows"]))
             system.metadata = json.loads(str(data["metadata"]))
             names = [str(n) for n in data["classes"]]
-            if names != list(STREAMS):
+            if not set(names) <= set(STREAMS):
                 raise ValueError(f"unexpected classes {names} in {path}")
             for name, st in zip(STREAMS, system._streams, strict=True):
+                if name not in names:  # a class added after this file was written: no rows
+                    continue
                 st.nrows = int(data[f"{name}.nrows"])
                 st.wuni = float(data[f"{name}.wuni"])
                 st.Fu = np.asfortranarray(data[f"{name}.Fu"], dtype=np.float64)

@@ -16,12 +16,14 @@ weighted A are the test references:
     min ``1/(2N) ||w(Ax - b)||^2 + alpha ||x||_1`` (sklearn ``Lasso(alpha, fit_intercept=False)``; N = rows),
     by cyclic coordinate descent on the Gram matrix (numba) until the largest coefficient change of a sweep is
     below ``tol`` times the largest coefficient; the duality gap is reported.
-``lassolars`` (alias ``dlasso``), ``lars`` (alias ``dlars``)
+``lassolars`` (and ``dlasso``), ``lars`` (and ``dlars``)
     The least-angle-regression path (Efron, Hastie, Johnstone, Tibshirani 2004) with (``lassolars``) or
     without (``lars``) the LASSO modification, followed down to ``alpha`` and interpolated there, as sklearn
     ``lars_path(..., alpha_min=alpha)`` / ``LassoLars(alpha, fit_intercept=False)``: alpha is the common
     absolute correlation of the active columns divided by N, so the ``lassolars`` result minimises the same
-    objective as ``lasso``.  The path runs on the Gram matrix ``G = (wA)^T wA`` and ``c0 = (wA)^T wb``, formed
+    objective as ``lasso``.  ``dlasso`` and ``dlars`` follow the same paths but, as the official DLARS program,
+    stop at the end of the step that crosses alpha instead of interpolating back to it.
+    The path runs on the Gram matrix ``G = (wA)^T wA`` and ``c0 = (wA)^T wb``, formed
     once (BLAS-3) from the class factors of the system without combining them into the triangle of A:
     the correlations ``c = c0 - G x`` are updated from the active rows of G only and the Cholesky factor of
     ``G[active, active]`` is extended by one triangular solve when a column enters and downdated by Givens
@@ -132,7 +134,8 @@ class FitResult:
 def solve(system, algorithm="svd", eps=1.0e-5, alpha=1.0e-4, normalize=False, max_iter=100000, tol=1.0e-10):
     """Solve the weighted least-squares problem held by ``system`` (a FitSystem).
 
-    algorithm: svd | ridge | lasso | lassolars | lars (aliases dlasso -> lassolars, dlars -> lars);
+    algorithm: svd | ridge | lasso | lassolars | lars | dlasso | dlars (the last two: the lassolars and lars
+    paths stopped as the official DLARS program stops them, at the end of the step that crosses alpha);
     eps: relative singular-value cutoff (svd); alpha: regularisation (all others);
     normalize: centre and unit-scale the weighted columns first (see module doc);
     max_iter: coordinate-descent sweeps (lasso) or LARS steps (lars, lassolars);
@@ -194,7 +197,12 @@ def solve(system, algorithm="svd", eps=1.0e-5, alpha=1.0e-4, normalize=False, ma
         xs, extra = _solve_lasso_cd(R, z, rho, N, param, int(max_iter), float(tol))
         nvars = None
     else:
-        xs, extra = _solve_lars(G, c0, N, param, method == "lassolars", int(max_iter))
+        xs, extra = _solve_lars(G, c0.copy(), N, param, method == "lassolars", int(max_iter))
+        if name in ("dlasso", "dlars") and extra["converged"] and extra["alpha_reached"] == param:
+            # DLARS does not interpolate back to alpha: it stops at the end of the step that crosses it (this
+            # reproduces the official lsq2 dlasso --normalize=y result to 4e-11); rerun the same steps in full
+            xs, extra = _solve_lars(G, c0, N, 0.0, method == "lassolars", int(extra["iterations"]))
+            extra["stopped_at_breakpoint"] = True
         del G
         nvars = None
     info.update(extra)

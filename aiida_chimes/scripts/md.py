@@ -108,6 +108,9 @@ def _read_inputs(settings_path: str, folder: str):
         calc = ChimesCalculator(params_path, num_threads=settings.num_threads)
     except ParamsFormatError as exc:
         raise MDInputError(f"{PARAMS}: {exc}") from None
+    if calc.params.flags.get("FITCOUL", "false").strip().lower() == "true":
+        raise MDInputError(f"{PARAMS}: FITCOUL true (fitted charges): its Coulomb (Ewald) forces are not evaluated "
+                           "by the ChIMES calculator, so MD would run without them; refit with FITCOUL false")
     missing = sorted(set(atoms.get_chemical_symbols()) - set(calc.params.symbols))
     if missing:
         raise MDInputError(f"{STRUCTURE}: elements {missing} are not in {PARAMS} (it has {calc.params.symbols}); "

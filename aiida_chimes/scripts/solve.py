@@ -1,7 +1,8 @@
 """``chimes-solve``: regression on a ChIMES fit system; writes ``params.txt`` and fit statistics.
 
-Reads either the compact system written by ``chimes-lsq`` (``fit_system.npz``, the default when present) or
-the chimes_lsq interop files (``--A A.txt|A.npy --b b.txt --header params.header --map ff_groups.map``), with
+Reads either the compact system written by ``chimes-lsq`` (``--system``; ``fit_system.npz`` by default when the
+folder holds no interop A) or the chimes_lsq interop files (``--A A.txt|A.npy --b b.txt --header params.header
+--map ff_groups.map``; the default when ``A.npy`` or ``A.txt`` is in the folder, as ``chimes_lsq.py``), with
 the flags and outputs of the official ``chimes_lsq.py``: ``params.txt``, ``force.txt`` (A x, one value per
 row, only when A is available) and, with ``--test_suite true``, ``test_suite_params.txt``.  ``fit_stats.json``
 holds RMSE (and MAE when A is available) per class, unweighted.
@@ -32,8 +33,8 @@ def _bool(text: str) -> bool:
 
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="chimes-solve", description=__doc__.splitlines()[0])
-    ap.add_argument("--system", default=None, help="compact fit system from chimes-lsq (default fit_system.npz "
-                                                   "when present and --A is not given)")
+    ap.add_argument("--system", default=None, help="compact fit system from chimes-lsq (default: fit_system.npz "
+                                                   "when the folder holds no A.npy / A.txt and --A is not given)")
     ap.add_argument("--A", default=None, help="design matrix (A.npy, A.txt or A.txt.gz; interop mode)")
     ap.add_argument("--b", default="b.txt", help="right-hand side (interop mode; default %(default)s)")
     ap.add_argument("--header", default="params.header", help="params.header (interop mode)")
@@ -71,25 +72,40 @@ def main(argv=None) -> int:
 
     A = b = classes = natoms = None
     try:
-        if args.A is None and (args.system or os.path.exists("fit_system.npz")):
+        # an explicit --system, or no interop A in the folder: the compact system; otherwise (as chimes_lsq.py) A
+        a_path = args.A
+        if a_path is None and args.system is None:
+            a_path = next((f for f in ("A.npy", "A.txt", "A.txt.gz") if os.path.exists(f)), None)
+        if a_path is None and (args.system or os.path.exists("fit_system.npz")):
             path = args.system or "fit_system.npz"
             system = FitSystem.load(path)
             meta = system.metadata
             skeleton = lf.parse_params_header(meta["params_header"], meta["ff_groups_map"], filename=path)
             source = path
         else:
-            a_path = args.A or "A.txt"
+            a_path = a_path or "A.txt"
             A = lf.read_A(a_path)
             b = lf.read_b_txt(args.b)
             if A.shape[0] != len(b):
                 raise ValueError(f"{a_path} has {A.shape[0]} rows but {args.b} has {len(b)} values")
-            labels = lf.read_b_labeled(args.labels)[0] if os.path.exists(args.labels) else ["F"] * len(b)
-            classes = _classes_from_labels(labels)
+            skeleton = lf.read_params_header(args.header, args.map)
+            labels = lf.read_b_labeled(args.labels)[0] if os.path.exists(args.labels) else None
             natoms = np.asarray(lf.read_natoms_txt(args.natoms)) if os.path.exists(args.natoms) else None
-            w = np.loadtxt(args.weights) if args.weights else None
+            # FITCOUL: chimes_lsq appends the charge-constraint rows after the frames, without label or atom count
+            ncon = len(b) - len(labels) if labels is not None else 0
+            if ncon < 0 or (ncon > 0 and not lf.fits_charges(skeleton)):
+                raise ValueError(f"{args.labels} has {len(labels)} rows but {args.b} has {len(b)}")
+            classes = np.concatenate([_classes_from_labels(labels if labels is not None else ["F"] * len(b)),
+                                      np.full(ncon, 3, dtype=np.int8)])
+            if natoms is not None:
+                if len(natoms) not in (len(b), len(b) - ncon):
+                    raise ValueError(f"{args.natoms} has {len(natoms)} rows but {args.b} has {len(b)}")
+                natoms = np.concatenate([natoms, np.ones(len(b) - len(natoms), dtype=natoms.dtype)])
+            w = np.loadtxt(args.weights, ndmin=1) if args.weights else None
+            if w is not None and len(w) != len(b):
+                raise ValueError(f"{args.weights} has {len(w)} weights but {args.b} has {len(b)} rows")
             system = FitSystem(A.shape[1])
             system.add_rows(A, b, classes, weights=w, natoms=natoms)
-            skeleton = lf.read_params_header(args.header, args.map)
             source = a_path
         result = solve(system, args.algorithm, eps=args.eps, alpha=args.alpha, normalize=args.normalize)
         model = lf.fill_coefficients(skeleton, result.x)
@@ -113,7 +129,7 @@ def main(argv=None) -> int:
         y = A @ x
         lf.write_force_txt("force.txt", y)
         stats["mae_by_class"] = {}
-        for code, name in enumerate(("force", "energy", "stress")):
+        for code, name in enumerate(("force", "energy", "stress", "constraint")):
             sel = classes == code
             if sel.any():
                 stats["mae_by_class"][name] = float(np.mean(np.abs(y[sel] - b[sel])))

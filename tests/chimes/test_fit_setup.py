@@ -157,9 +157,9 @@ def test_reference_inputs(case):
     exp = CASES[case]
     path = fm_path(case)
     text = path.read_text()
-    if exp.get("coulomb"):
-        with pytest.raises(FitSetupError, match="charge fitting is not implemented") as err:
-            read_fm_setup(path)
+    if exp.get("coulomb"):  # accepted by default; refused on request (for tools that cannot evaluate charges)
+        with pytest.raises(FitSetupError, match="charge fitting is not accepted") as err:
+            read_fm_setup(path, allow_coulomb=False)
         assert err.value.lineno == line_of(text, "# FITCOUL #", 1)
     if exp.get("long_manybody"):
         with pytest.raises(FitSetupError, match="larger than its 2-body S_MAXIM") as err:
@@ -335,8 +335,8 @@ BROKEN = [
      "twice"),
     ("single-hash comment", "# FCUTTYP #", "# see notes\n# FCUTTYP #", "# see notes", 0, "unrecognised line"),
     ("bad ENDFILE marker", "# ENDFILE #", "#\tENDFILE\t#", "ENDFILE", 0, "ENDFILE"),
-    ("FITCOUL true", "# FITCOUL # \n        false", "# FITCOUL # \n        true", "# FITCOUL #", 1,
-     "charge fitting"),
+    ("FITCOUL true with stresses and energies", "# FITCOUL # \n        false", "# FITCOUL # \n        true",
+     "# FITCOUL #", 1, "fits forces only"),
     ("non-zero charge", "1\t\tC\t\t0.0", "1\t\tC\t\t0.5", "1\t\tC\t\t0.5", 0, "Ewald"),
     ("charge sign without FITCOUL", "1\t\tC\t\t0.0", "1\t\tC\t\t+", "1\t\tC\t\t+", 0, "not a number"),
     ("not CHEBYSHEV", "CHEBYSHEV 25 10 4 -1 1", "DFTBPOLY 25 10 4", "DFTBPOLY", 0, "CHEBYSHEV"),
@@ -502,3 +502,26 @@ def test_hand_built_setup_is_checked():
         s.validate()
     with pytest.raises(KeyError):
         s.pair_index("C", "N")
+
+
+@pytest.mark.parametrize(("old", "new", "word"), [
+    ("OO\tHH\tOH\t1000.0\t\t 4000.0", "OO\tHH\tOC\t1000.0\t\t 4000.0", "must name every pair type once"),
+    ("OO\tHH\tOH\t1000.0\t\t 4000.0", "OO\tOO\tOH\t1000.0\t\t 4000.0", "must name every pair type once"),
+    ("OO\tHH\tOH\t1000.0\t\t 4000.0", "OO\tHH\tOH\t1000.0\t\t four", "is not a number"),
+])
+def test_bad_charge_constraints(tmp_path, old, new, word):
+    """FITCOUL charge constraints: every pair named once (either atom order), numbers; the error names the line."""
+    src = fm_path("h2o-2bcheby").read_text()
+    assert old in src
+    text = src.replace(old, new, 1)
+    (tmp_path / "fm_setup.in").write_text(text)
+    with pytest.raises(FitSetupError) as err:
+        read_fm_setup(tmp_path / "fm_setup.in")
+    assert word in err.value.message
+    assert err.value.lineno == line_of(text, new.split("\t\t")[0])
+
+
+def test_charge_constraint_pair_names_in_either_order(tmp_path):
+    src = fm_path("h2o-2bcheby").read_text().replace("OO\tHH\tOH\t1000.0\t\t 4000.0", "OO\tHH\tHO\t1000.0\t\t 4000.0")
+    (tmp_path / "fm_setup.in").write_text(src)
+    assert read_fm_setup(tmp_path / "fm_setup.in").fit_coulomb

@@ -36,9 +36,9 @@ def make_problem(seed=0, nrows=2000, ncols=50, uniform_weights=False):
     rng = np.random.default_rng(seed)
     A = rng.standard_normal((nrows, ncols)) * rng.uniform(0.2, 5.0, ncols) + rng.uniform(-1, 1, ncols)
     b = A @ rng.standard_normal(ncols) + rng.standard_normal(nrows) + 3.0
-    classes = rng.choice(3, size=nrows, p=[0.8, 0.1, 0.1])
+    classes = rng.choice(4, size=nrows, p=[0.79, 0.1, 0.1, 0.01])  # 3: charge-constraint rows (FITCOUL)
     if uniform_weights:
-        w = np.array([1.0, 0.1, 250.0])[classes]
+        w = np.array([1.0, 0.1, 250.0, 1.0])[classes]
     else:
         w = rng.uniform(0.3, 3.0, nrows)
     natoms = rng.integers(2, 20, nrows)
@@ -68,6 +68,7 @@ def test_factors_match_dense():
         "force": int(np.sum(classes == 0)),
         "energy": int(np.sum(classes == 1)),
         "stress": int(np.sum(classes == 2)),
+        "constraint": int(np.sum(classes == 3)),
         "energy_per_atom": int(np.sum(classes == 1)),
         "total": A.shape[0],
     }
@@ -98,7 +99,7 @@ def test_residuals_and_rmse_exact():
     x = np.linalg.lstsq(w[:, None] * A, w * b, rcond=None)[0] + 0.01 * rng.standard_normal(A.shape[1])
     r = A @ x - b
     worst = 0.0
-    for c in range(3):
+    for c in range(len(CLASSES)):
         m = classes == c
         worst = max(worst, abs(system.residual_sumsq(x, c) / np.sum(r[m] ** 2) - 1))
         worst = max(worst, abs(system.residual_sumsq(x, c, weighted=True) / np.sum((w[m] * r[m]) ** 2) - 1))
@@ -179,7 +180,7 @@ def test_save_load_round_trip(tmp_path):
     loaded = FitSystem.load(path)
     assert loaded.metadata == {"tile": ["C", "N"], "alc": 3}
     assert loaded.nrows == system.nrows and loaded.ncols == system.ncols
-    for c in range(3):
+    for c in range(len(CLASSES)):
         for weighted in (True, False):
             assert np.array_equal(loaded.factor(c, weighted), system.factor(c, weighted))
         assert np.array_equal(loaded.colsum(c), system.colsum(c))
@@ -244,7 +245,7 @@ def test_invalid_input():
     with pytest.raises(ValueError):
         system.add_rows(np.zeros((2, 3)), np.zeros(3), [0, 0])
     with pytest.raises(ValueError):
-        system.add_rows(np.zeros((2, 3)), np.zeros(2), [0, 3])
+        system.add_rows(np.zeros((2, 3)), np.zeros(2), [0, 4])
     with pytest.raises(ValueError):
         system.add_rows(np.zeros((2, 3)), np.zeros(2), [1, 1], natoms=[0, 1])
     with pytest.raises(ValueError):
@@ -327,3 +328,19 @@ def test_mpi_reduce(tmp_path):
     x = solve(serial, "svd").x
     assert rel(solve(reduced, "svd").x, x) < 1e-10
     assert reduced.rmse(x)["energy_per_atom"] == pytest.approx(serial.rmse(x)["energy_per_atom"], rel=1e-10)
+
+
+def test_version_1_files_load_without_constraint_class(tmp_path):
+    """Systems saved before the charge-constraint class existed (format 1) load with that class empty."""
+    A, b, classes, w, natoms = make_problem(seed=8)
+    keep = classes < 3
+    system = build(A[keep], b[keep], classes[keep], w[keep], natoms[keep])
+    system.save(tmp_path / "new.npz")
+    with np.load(tmp_path / "new.npz") as data:
+        old = {k: data[k] for k in data.files if not k.startswith("constraint.")}
+    old["format_version"] = np.array(1)
+    old["classes"] = np.array(("force", "energy", "stress", "energy_per_atom"))
+    np.savez_compressed(tmp_path / "old.npz", **old)
+    loaded = FitSystem.load(tmp_path / "old.npz")
+    assert loaded.nrows == system.nrows and loaded.nrows["constraint"] == 0
+    assert rel(solve(loaded, "svd").x, solve(system, "svd").x) < 1e-12

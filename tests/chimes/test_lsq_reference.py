@@ -31,7 +31,7 @@ import numpy as np
 import pytest
 from ase.neighborlist import neighbor_list
 
-from aiida_chimes.chimes.design import ENERGY, FORCE, STRESS, DesignBuilder
+from aiida_chimes.chimes.design import CONSTRAINT, ENERGY, FORCE, STRESS, DesignBuilder
 from aiida_chimes.chimes.evaluate import ChimesModel
 from aiida_chimes.chimes.fit_basis import build_basis
 from aiida_chimes.chimes.fit_setup import read_fm_setup
@@ -60,24 +60,22 @@ H2O_XYZF = "h2o-2bcheby/inputs/input.xyzf.gz"  # the one input.xyzf shared by th
 class Case:
     inputs: dict  # training file name (as fm_setup.in / traj_list.dat name it) -> gz file under LSQ
     b: str  # b.txt(.gz) under LSQ
-    force: str | None = None  # force.txt(.gz) under LSQ (tests without charge fitting)
-    fitcoul: bool = False  # FITCOUL true: charges fitted (not implemented by our fitter)
+    force: str  # force.txt(.gz) under LSQ
+    fitcoul: bool = False  # FITCOUL true: charge products fitted (Ewald columns and charge-constraint rows)
     long_manybody: bool = False  # SPECIAL many-body S_MAXIM above the 2-body S_MAXIM
     slow: bool = False  # building the rows takes more than a few seconds
-    #: FITCOUL test whose training rows are those of another test (same file, frames, stress/energy choices):
-    #: only its first frame is built here (its 4-body rows cost ~1.5 s per frame and A is not compared)
-    same_frames_as: str | None = None
 
 
 CASES = {
     "fitstrs": Case({"run_5.OUTCAR.xyzf": "fitstrs/inputs/run_5.OUTCAR.xyzf.gz"},
                     "fitstrs/correct_output/b.txt.gz", "fitstrs/correct_output/force.txt.gz", slow=True),
-    "h2o-2bcheby": Case({"input.xyzf": H2O_XYZF}, "h2o-2bcheby/correct_output/b.txt.gz", fitcoul=True),
-    "h2o-3bcheby": Case({"input.xyzf": H2O_XYZF}, "h2o-3bcheby/correct_output/b.txt.gz", fitcoul=True,
-                        slow=True),
+    "h2o-2bcheby": Case({"input.xyzf": H2O_XYZF}, "h2o-2bcheby/correct_output/b.txt.gz",
+                        "h2o-2bcheby/correct_output/force.txt.gz", fitcoul=True),
+    "h2o-3bcheby": Case({"input.xyzf": H2O_XYZF}, "h2o-3bcheby/correct_output/b.txt.gz",
+                        "h2o-3bcheby/correct_output/force.txt.gz", fitcoul=True, slow=True),
     # h2o-4bcheby's b.txt is byte-identical to h2o-3bcheby's (same frames): stored once
-    "h2o-4bcheby": Case({"input.xyzf": H2O_XYZF}, "h2o-3bcheby/correct_output/b.txt.gz", fitcoul=True,
-                        slow=True, same_frames_as="h2o-3bcheby"),
+    "h2o-4bcheby": Case({"input.xyzf": H2O_XYZF}, "h2o-3bcheby/correct_output/b.txt.gz",
+                        "h2o-4bcheby/correct_output/force.txt.gz", fitcoul=True, slow=True),
     "nonorth2": Case({"input.xyzf": "nonorth2/inputs/input.xyzf.gz"}, "nonorth2/correct_output/b.txt.gz",
                      "nonorth2/correct_output/force.txt.gz"),
     "special3b": Case({"9350.combine-scs-2-a.fit.xyzf": "special3b/inputs/9350.combine-scs-2-a.fit.xyzf.gz"},
@@ -102,7 +100,6 @@ def _params(names):
 
 
 ALL = list(CASES)
-NO_CHARGES = [n for n in ALL if not CASES[n].fitcoul]
 WITH_CHARGES = [n for n in ALL if CASES[n].fitcoul]
 
 
@@ -130,7 +127,7 @@ class Built:
     builder: DesignBuilder
     frames: list  # (global index, TrajectorySource, XyzfFrame)
     slices: list  # row range of every frame in A / b
-    A: np.ndarray | None  # None for FITCOUL tests (only b is compared)
+    A: np.ndarray  # frame rows, then (FITCOUL) the charge-constraint rows, as chimes_lsq writes them
     b: np.ndarray
     classes: np.ndarray
 
@@ -153,7 +150,7 @@ def setup_of(tmp_path_factory):
         if name not in cache:
             path = _setup_folder(name, tmp_path_factory.mktemp(name))
             case = CASES[name]
-            cache[name] = read_fm_setup(path, allow_coulomb=case.fitcoul, allow_long_manybody=case.long_manybody)
+            cache[name] = read_fm_setup(path, allow_long_manybody=case.long_manybody)
         return cache[name]
 
     return get
@@ -169,19 +166,20 @@ def built(setup_of):
             basis = build_basis(setup)
             builder = DesignBuilder(basis, setup.fit_energy)
             frames = list(setup.iter_frames())
-            if CASES[name].same_frames_as:
-                frames = frames[:1]
             blocks, bs, cls, slices = [], [], [], []
             start = 0
             for i, src, frame in frames:
                 rows = builder.frame_rows(frame, setup.stress_mode(i), setup.fits_energy(i), src.flags)
-                if not CASES[name].fitcoul:
-                    blocks.append(rows.A)
+                blocks.append(rows.A)
                 bs.append(rows.b)
                 cls.append(rows.classes)
                 slices.append(slice(start, start + len(rows.b)))
                 start += len(rows.b)
-            A = np.vstack(blocks) if blocks else None
+            Ac, bc = builder.constraint_rows(setup.charge_constraints if setup.fit_coulomb else [])
+            blocks.append(Ac)
+            bs.append(bc)
+            cls.append(np.full(len(bc), CONSTRAINT, np.int8))
+            A = np.vstack(blocks)
             cache[name] = Built(setup, basis, builder, frames, slices, A, np.concatenate(bs), np.concatenate(cls))
         return cache[name]
 
@@ -198,46 +196,23 @@ def test_params_header_and_map_byte_for_byte(name, setup_of):
 
 
 # ------------------------------------------------------------------------------------------ 2. targets b
-@pytest.mark.parametrize("name", _params(NO_CHARGES))
+@pytest.mark.parametrize("name", _params(ALL))
 def test_b_equals_reference(name, built):
-    """Every target (force, stress, energy rows; same order) equals b.txt; the row count is that of b.txt."""
+    """Every target (force, stress, energy rows; same order) equals b.txt; the row count is that of b.txt.
+
+    FITCOUL tests: chimes_lsq appends one row per ``CHARGE CONSTRAINTS`` line after the frame rows (the
+    constraint's coefficients in the charge-product columns, its value in b); ours are in the same place."""
     got = built(name)
     bref = read_b_txt(LSQ / CASES[name].b)
     assert len(got.b) == len(bref) == got.A.shape[0]
     np.testing.assert_allclose(got.b, bref, rtol=1e-12, atol=1e-12 * np.abs(bref).max())
-
-
-@pytest.mark.parametrize("name", _params(WITH_CHARGES))
-def test_b_equals_reference_fitcoul(name, built):
-    """FITCOUL tests: chimes_lsq appends one row per ``CHARGE CONSTRAINTS`` line after the frame rows (the
-    constraint's weights on the charge-product columns; its target, the line's last number, in b).  Our
-    fitter does not fit charges, so it has no such rows: the frame rows must equal b.txt, and the extra rows
-    must be exactly the constraint targets."""
-    got = built(name)
-    other = CASES[name].same_frames_as
-    if other:
-        # b does not depend on the model: h2o-4bcheby has h2o-3bcheby's frames, so its b rows are those
-        # (checked on the first frame, built with h2o-4bcheby's own builder; the reference files are identical)
-        ref = built(other)
-        assert CASES[name].inputs == CASES[other].inputs
-        assert got.setup.nframes == ref.setup.nframes
-        for a, b in zip(got.setup.trajectories, ref.setup.trajectories, strict=True):
-            assert (a.path, a.nframes, a.flags) == (b.path, b.nframes, b.flags)
-        assert all(got.setup.stress_mode(i) == ref.setup.stress_mode(i)
-                   and got.setup.fits_energy(i) == ref.setup.fits_energy(i) for i in range(got.setup.nframes))
-        # (the constraint weights differ between the two tests; their targets, compared below, do not)
-        assert [c.split()[-1] for c in got.setup.charge_constraints] == \
-            [c.split()[-1] for c in ref.setup.charge_constraints]
-        np.testing.assert_array_equal(got.b, ref.b[got.slices[0]])
-        got = ref
-    bref = read_b_txt(LSQ / CASES[name].b)
-    constraints = got.setup.charge_constraints
-    assert len(constraints) == 2
-    assert len(bref) == len(got.b) + len(constraints)
-    nframe_rows = len(got.b)
-    np.testing.assert_allclose(got.b, bref[:nframe_rows], rtol=1e-12, atol=1e-12 * np.abs(bref).max())
-    np.testing.assert_array_equal(bref[nframe_rows:], [float(c.split()[-1]) for c in constraints])
-    assert np.all(got.classes == FORCE)  # water tests: forces only
+    ncon = int(np.sum(got.classes == CONSTRAINT))
+    assert ncon == (2 if CASES[name].fitcoul else 0)
+    if ncon:
+        assert np.all(got.classes[:-ncon] == FORCE)  # water tests: forces only
+        c0 = got.builder.layout.charge_offset
+        assert c0 == got.builder.ncols - len(got.basis.pairs)
+        assert np.all(got.A[-ncon:, :c0] == 0.0)  # constraint rows touch the charge columns only
 
 
 # ------------------------------------------------------------------------------------------ 3. A x and the SVD fit
@@ -251,13 +226,15 @@ def _printed_half_ulp(path: Path) -> np.ndarray:
     return 0.5 * 10.0 ** (exponents - 6)
 
 
-@pytest.mark.parametrize("name", _params(NO_CHARGES))
+@pytest.mark.parametrize("name", _params(ALL))
 def test_A_times_reference_x_gives_force_txt(name, built):
     """A x_ref equals force.txt to its printed precision.
 
     force.txt is chimes_lsq.py's ``A x`` written ``%13.6e`` (7 significant digits), so every value may be
     off by half a unit in its 6th decimal (<= 5e-7 relative).  x_ref (test_suite_params.txt, ``%21.13e``) is
-    itself rounded at 14 digits, which we allow for through |A| |x| * 1e-12.
+    itself rounded at 14 digits, which we allow for through |A| |x| * 1e-12.  FITCOUL tests include the
+    Ewald charge-product columns (chimes_lsq's truncation of the sum, :mod:`aiida_chimes.chimes.ewald`) and the
+    charge-constraint rows: a converged Ewald sum would miss by up to ~1e-3 relative, far outside this bound.
     """
     got = built(name)
     x = read_test_suite_params(_reference(name, "test_suite_params.txt"))
@@ -277,7 +254,7 @@ def _svd_solve(A, b, eps):
     return Vt[keep].T @ ((U[:, keep].T @ b) / s[keep])
 
 
-@pytest.mark.parametrize("name", _params(NO_CHARGES))
+@pytest.mark.parametrize("name", _params(ALL))
 def test_svd_fit_reproduces_reference_x(name, built):
     """Our dense SVD solution of (A, b), and that of the compact FitSystem solver, equal test_suite_params.txt
     to 1e-6 relative to max|x| (they agree to ~1e-12 today)."""
@@ -295,23 +272,18 @@ def test_svd_fit_reproduces_reference_x(name, built):
 
 @pytest.mark.parametrize("name", WITH_CHARGES)
 def test_fitcoul_columns(name, setup_of):
-    """FITCOUL tests: only the non-charge part can be compared.
-
-    chimes_lsq fits one charge product per pair type (Ewald-sum columns after the 2/3/4-body columns); our
-    fitter does not implement charge fitting, so A x_ref and the SVD solution cannot be compared.  What can
-    be: the reference x has exactly our non-charge columns plus one charge column per pair, in the layout of
-    :func:`column_labels`, and our rows have exactly the non-charge columns.
-    """
+    """FITCOUL tests: the reference x has our columns, the charge products (one per pair, in the params pair
+    order) after the many-body columns, as :func:`column_labels` and the design layout both say."""
     setup = setup_of(name)
     basis = build_basis(setup)
-    ncols = DesignBuilder(basis, setup.fit_energy).ncols
+    builder = DesignBuilder(basis, setup.fit_energy)
     x_ref = read_test_suite_params(_reference(name, "test_suite_params.txt"))
     npairs = len(basis.pairs)
-    assert len(x_ref) == n_columns(basis, setup.fit_energy)
-    assert ncols == len(x_ref) - npairs
+    assert len(x_ref) == n_columns(basis, setup.fit_energy) == builder.ncols
+    assert builder.layout.charge_offset == builder.ncols - npairs
     labels = column_labels(basis, setup.fit_energy)
-    assert [lab.split()[0] for lab in labels[ncols:]] == ["Q"] * npairs
-    assert not any(lab.startswith("Q ") for lab in labels[:ncols])
+    assert labels[builder.ncols - npairs:] == [f"Q {q.name}" for q in basis.pairs]
+    assert builder.layout.labels[builder.ncols - npairs:] == [f"Q {q.name}" for q in basis.pairs]
 
 
 # ------------------------------------------------------------------------------------------ 4. evaluator vs A x
@@ -391,3 +363,92 @@ def test_nonorth2_A_rows(built):
     ref = read_A(_reference("nonorth2", "A.txt.aa.head200"))
     assert ref.shape == (200, got.A.shape[1])
     np.testing.assert_allclose(got.A[:200], ref, rtol=0, atol=1e-10)
+
+
+# ------------------------------------------------------------------------------------------ 6. lsq2 solver variants
+#: variant -> (our algorithm, its arguments, rows weighted by lsq2/weights.txt, tolerance on x / max|x_ref|)
+LSQ2_VARIANTS = {
+    "svd.1.0e-05": ("svd", {"eps": 1e-5}, False, 1e-9),
+    "svd.weight": ("svd", {"eps": 1e-5}, True, 1e-9),
+    "ridge.1.0e-03": ("ridge", {"alpha": 1e-3}, False, 1e-6),
+    # RidgeCV picked alpha = 1e-6 among its 8 candidates (the file's header says so); we solve at that alpha
+    "ridgecv": ("ridge", {"alpha": 1e-6}, False, 1e-6),
+    "lassolars.1.0e-04": ("lassolars", {"alpha": 1e-4}, False, 1e-4),
+    "dlasso.read": ("dlasso", {"alpha": 1e-4, "normalize": True}, False, 1e-8),
+    "dlasso.1.0e-04": ("dlasso", {"alpha": 1e-4}, False, 1e-2),
+}
+
+
+def _lsq2_reference(variant: str) -> tuple[np.ndarray, float, int]:
+    """(x, RMS error, number of fitting vars) of an official lsq2 params.<variant>.txt."""
+    import re
+
+    from aiida_chimes.chimes.params import parse_params
+    from tests.chimes.test_lsq_files import _x_of
+
+    text = gzip.open(LSQ / "lsq2" / "correct_output" / f"params.{variant}.txt.gz", "rt").read()
+    rmse = float(re.search(r"^! RMS force error\s*=\s*(\S+)", text, re.M).group(1))
+    nvars = int(re.search(r"^! number of fitting vars\s*=\s*(\S+)", text, re.M).group(1))
+    return _x_of(parse_params(text)), rmse, nvars
+
+
+@pytest.fixture(scope="module")
+def lsq2_rows(built):
+    """lsq2 is h2o-4bcheby with other solvers: same fm_setup.in but for comments, same input.xyzf and b.txt."""
+    def body(path):
+        return [ln.strip() for ln in path.read_text().splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+
+    assert body(FM_SETUP / "lsq2" / "fm_setup.in") == body(FM_SETUP / "h2o-4bcheby" / "fm_setup.in")
+    got = built("h2o-4bcheby")
+    with gzip.open(LSQ / "lsq2" / "weights.txt.gz", "rt") as fh:
+        w = np.loadtxt(fh)
+    assert got.A.shape == (9506, 419) and w.shape == (9506,)
+    return got, w
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", list(LSQ2_VARIANTS))
+def test_lsq2_solver_variants_reproduce_official_fits(variant, lsq2_rows):
+    """Each official lsq2 solver variant (chimes_lsq.py on the FITCOUL water 2+3+4-body A, charges included) is
+    reproduced by our compact solver from our own A and b: x, the RMS error and the number of fitting variables
+    printed in the file's header (5 significant digits).
+
+    Tolerances on x (relative to max|x_ref|) are what each algorithm allows:
+    * svd / svd with weights.txt: the same truncated pseudo-inverse (measured 5e-12);
+    * ridge (sklearn ``Ridge``, normal equations with condition ~ s_max^2 / alpha = 4e12) and the ridgecv
+      alpha: measured 1e-8 / 2e-8;
+    * lassolars (sklearn ``LassoLars`` on the dense A; ours on the Gram matrix): the same 557-step path on
+      unnormalised columns spanning 6 decades, whose round-off builds up along the path: measured 4e-5;
+    * dlasso --normalize=y (DLARS, distributed C++): the path stopped at the end of the step that crosses alpha
+      (DLARS does not interpolate back to alpha): measured 4e-11;
+    * dlasso --normalize=n: DLARS ends one step further (558 vs our 557 steps; on the unnormalised columns the
+      ties at zero-length steps are counted differently), so x differs by 6e-3 of max|x| and the RMS error by
+      1e-4 relative; the support (197 variables) is the same.
+    """
+    got, w = lsq2_rows
+    algorithm, kwargs, weighted, tol = LSQ2_VARIANTS[variant]
+    x_ref, rmse_ref, nvars_ref = _lsq2_reference(variant)
+    system = FitSystem(got.A.shape[1])
+    system.add_rows(got.A, got.b, got.classes, w if weighted else None)
+    result = solve(system, algorithm, **kwargs)
+    scale = np.abs(x_ref).max()
+    assert np.abs(result.x - x_ref).max() <= tol * scale
+    assert result.rmse == pytest.approx(rmse_ref, rel=2e-4 if variant == "dlasso.1.0e-04" else 1e-4)
+    assert result.info["nvars"] == nvars_ref
+
+
+@pytest.mark.slow
+def test_lsq2_plain_lars_differs_from_dlars(lsq2_rows):
+    """dlars (plain LAR, no LASSO drops) is NOT reproduced: DLARS keeps 197 variables (RMS error 5.9555), our
+    textbook LAR, which keeps a column whose coefficient crosses zero (76 crossings on this path), keeps 217
+    (5.7468).  sklearn's ``lars_path(method='lar')`` diverges on this A (degenerate active set), so it cannot
+    arbitrate.  What holds: both stop at alpha = 1e-4 after the same kind of step and fit about as well."""
+    got, _ = lsq2_rows
+    system = FitSystem(got.A.shape[1])
+    system.add_rows(got.A, got.b, got.classes)
+    result = solve(system, "dlars", alpha=1e-4)
+    _, rmse_ref, nvars_ref = _lsq2_reference("dlars.1.0e-04")
+    assert (nvars_ref, rmse_ref) == (197, 5.9555)
+    assert result.info["stopped_at_breakpoint"] and result.info["alpha_reached"] < 1e-4
+    assert result.info["zero_crossings"] > 0
+    assert abs(result.rmse / rmse_ref - 1) < 0.05

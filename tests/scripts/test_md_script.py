@@ -108,6 +108,7 @@ def test_bad_settings_exit_2(job, capsys, change, message):
     ("water", "structure.npz: elements ['H', 'O'] are not in params.txt"),
     ("bad_velocities", "velocities.npy: expected finite (200, 3)"),
     ("bad_json", "md.json: not valid JSON"),
+    ("fitcoul", "params.txt: FITCOUL true (fitted charges)"),
 ])
 def test_bad_files_exit_2(job, capsys, breakage, message):
     folder, write = job
@@ -129,6 +130,9 @@ def test_bad_files_exit_2(job, capsys, breakage, message):
         np.save(folder / "velocities.npy", np.zeros((3, 3)))
     elif breakage == "bad_json":
         (folder / "md.json").write_text("{ensemble: nve")
+    elif breakage == "fitcoul":
+        text = (folder / "params.txt").read_text()
+        (folder / "params.txt").write_text(text.replace("FITCOUL: false", "FITCOUL: true", 1))
     assert main([path]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and not (folder / "md_summary.json").exists()

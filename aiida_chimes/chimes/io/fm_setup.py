@@ -536,7 +536,7 @@ class _Parser:
         return setup
 
 
-def parse_fm_setup(text: str, filename: str = "<fm_setup>", base_dir: str = ".", *, allow_coulomb: bool = False,
+def parse_fm_setup(text: str, filename: str = "<fm_setup>", base_dir: str = ".", *, allow_coulomb: bool = True,
                    allow_long_manybody: bool = False) -> FitSetup:
     """Parse the text of ``fm_setup.in``; ``base_dir`` is where a MULTI traj_list (and relative paths) live."""
     parser = _Parser(text, filename, os.fspath(base_dir))
@@ -545,7 +545,7 @@ def parse_fm_setup(text: str, filename: str = "<fm_setup>", base_dir: str = ".",
     return setup
 
 
-def read_fm_setup(path, *, allow_coulomb: bool = False, allow_long_manybody: bool = False) -> FitSetup:
+def read_fm_setup(path, *, allow_coulomb: bool = True, allow_long_manybody: bool = False) -> FitSetup:
     """Read ``fm_setup.in``; its folder is the setup's ``base_dir``."""
     path = os.fspath(path)
     try:
