@@ -24,7 +24,8 @@ weighted A are the test references:
     objective as ``lasso``.  ``dlasso`` and ``dlars`` follow the same paths but, as the official DLARS program,
     stop at the end of the step that crosses alpha instead of interpolating back to it.
     The path runs on the Gram matrix ``G = (wA)^T wA`` and ``c0 = (wA)^T wb``, formed
-    once (BLAS-3) from the class factors of the system without combining them into the triangle of A:
+    once (BLAS-3) from the class factors of the system without combining them into the triangle of A, and
+    kept with the system until rows are added (later lars/lassolars calls on it reuse it):
     the correlations ``c = c0 - G x`` are updated from the active rows of G only and the Cholesky factor of
     ``G[active, active]`` is extended by one triangular solve when a column enters and downdated by Givens
     rotations when one leaves, so a step costs O(M k) for k active columns (numba).  Plain LAR
@@ -112,7 +113,8 @@ class FitResult:
             "nonzero": int(self.nonzero),
             "rmse": float(self.rmse),
             "rmse_weighted": float(self.rmse_weighted),
-            "rmse_by_class": {k: float(v) for k, v in self.rmse_by_class.items()},
+            # a class without rows has no error: null (NaN is not JSON and AiiDA cannot store it)
+            "rmse_by_class": {k: float(v) if math.isfinite(v) else None for k, v in self.rmse_by_class.items()},
             "bic": float(self.bic),
             "nrows": int(self.nrows),
             "ncols": int(self.ncols),
@@ -157,7 +159,7 @@ def solve(system, algorithm="svd", eps=1.0e-5, alpha=1.0e-4, normalize=False, ma
     scale = np.ones(M)
     if method in ("lassolars", "lars"):
         # the path needs only A^T A and A^T b: formed from the class factors, no triangle of A
-        G, mean = _weighted_gram(system, centred=bool(normalize))
+        G, mean = _cached_gram(system, centred=bool(normalize))
         c0 = G[:M, M].copy()
         if normalize:
             norms = np.sqrt(np.maximum(np.diag(G)[:M], 0.0))
@@ -486,6 +488,17 @@ def _weighted_gram(system, centred):
     parts.append((np.vstack(stacked), False, 1.0))
     _gram_blocks(G, parts)
     return G, mean
+
+
+def _cached_gram(system, centred):
+    """:func:`_weighted_gram`, kept in the system's cache (dropped when rows are added), as a copy the caller may
+    change: an alpha scan or a second LARS solve on the same system skips the O(M^3) formation."""
+    key = ("gram", bool(centred))
+    cache = system._cache
+    if key not in cache:
+        G, mean = _weighted_gram(system, centred)
+        cache[key], cache[("gram_mean", bool(centred))] = G, mean
+    return cache[key].copy(), cache[("gram_mean", bool(centred))].copy()
 
 
 def _centred_sumsq(system, x):

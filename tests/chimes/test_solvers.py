@@ -353,11 +353,16 @@ def test_reported_numbers(wellcond):
 
 def test_aliases_and_errors(wellcond):
     p = wellcond
-    a = solve(p.system, "dlasso", alpha=0.01)
-    b = solve(p.system, "lassolars", alpha=0.01)
-    assert a.algorithm == "dlasso" and a.info["method"] == "lassolars"
-    assert np.array_equal(a.x, b.x)
-    assert np.array_equal(solve(p.system, "DLARS", alpha=0.01).x, solve(p.system, "lars", alpha=0.01).x)
+    # dlasso / dlars: the lassolars / lars path stopped, as DLARS stops it, at the end of the step crossing alpha,
+    # i.e. the interpolated solution at the alpha of that breakpoint
+    for name, method in (("dlasso", "lassolars"), ("DLARS", "lars")):
+        a = solve(p.system, name, alpha=0.01)
+        assert a.algorithm == name.lower() and a.info["method"] == method and a.info["stopped_at_breakpoint"]
+        reached = a.info["alpha_reached"]
+        assert reached < 0.01
+        b = solve(p.system, method, alpha=reached)
+        np.testing.assert_allclose(a.x, b.x, rtol=0, atol=1e-10 * np.abs(b.x).max())
+        assert not np.allclose(a.x, solve(p.system, method, alpha=0.01).x, rtol=0, atol=1e-6)
     with pytest.raises(ValueError):
         solve(p.system, "owlqn")
     with pytest.raises(ValueError):
@@ -373,3 +378,27 @@ def test_lars_stops_at_max_iter(correlated):
         warnings.simplefilter("ignore")
         res = solve(correlated.system, "lasso", alpha=1e-4, max_iter=3)
     assert not res.info["converged"] and res.info["iterations"] == 3
+
+
+def test_gram_matrix_kept_for_later_lars_solves(wellcond):
+    """The Gram matrix of a LARS solve stays with the system (an alpha scan forms it once), unchanged by the
+    solves that use it, and is dropped when rows are added."""
+    p = wellcond
+    system = FitSystem(p.M)
+    system.add_rows(p.A, p.b, p.classes, p.w)
+    first = solve(system, "lassolars", alpha=0.01)
+    assert ("gram", False) in system._cache
+    G = system._cache[("gram", False)].copy()
+    for normalize in (False, True):
+        for alpha in (0.03, 0.01):
+            solve(system, "lassolars", alpha=alpha, normalize=normalize)
+    np.testing.assert_array_equal(system._cache[("gram", False)], G)
+    np.testing.assert_array_equal(solve(system, "lassolars", alpha=0.01).x, first.x)
+    half = len(p.b) // 2
+    part = FitSystem(p.M)
+    part.add_rows(p.A[:half], p.b[:half], p.classes[:half], p.w[:half])
+    solve(part, "lars", alpha=0.01)
+    part.add_rows(p.A[half:], p.b[half:], p.classes[half:], p.w[half:])
+    assert ("gram", False) not in part._cache
+    np.testing.assert_allclose(solve(part, "lassolars", alpha=0.01).x, first.x, rtol=0,
+                               atol=1e-9 * np.abs(first.x).max())
