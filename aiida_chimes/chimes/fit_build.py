@@ -21,9 +21,6 @@ from .fit_basis import build_basis
 from .fit_system import FitSystem
 from .weights import row_weights
 
-#: classes used in FitSystem (codes match design.FORCE/ENERGY/STRESS)
-CLASS_NAMES = ("force", "energy", "stress", "constraint")
-
 
 @dataclass
 class BuildReport:

@@ -66,7 +66,7 @@ def _classes_from_labels(labels) -> np.ndarray:
 
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
-    from aiida_chimes.chimes.fit_system import FitSystem
+    from aiida_chimes.chimes.fit_system import CLASSES, FitSystem
     from aiida_chimes.chimes.io import lsq_files as lf
     from aiida_chimes.chimes.solvers import solve
 
@@ -129,7 +129,7 @@ def main(argv=None) -> int:
         y = A @ x
         lf.write_force_txt("force.txt", y)
         stats["mae_by_class"] = {}
-        for code, name in enumerate(("force", "energy", "stress", "constraint")):
+        for code, name in enumerate(CLASSES):
             sel = classes == code
             if sel.any():
                 stats["mae_by_class"][name] = float(np.mean(np.abs(y[sel] - b[sel])))
