@@ -21,8 +21,12 @@ weighted A are the test references:
     without (``lars``) the LASSO modification, followed down to ``alpha`` and interpolated there, as sklearn
     ``lars_path(..., alpha_min=alpha)`` / ``LassoLars(alpha, fit_intercept=False)``: alpha is the common
     absolute correlation of the active columns divided by N, so the ``lassolars`` result minimises the same
-    objective as ``lasso``.  ``dlasso`` and ``dlars`` follow the same paths but, as the official DLARS program,
-    stop at the end of the step that crosses alpha instead of interpolating back to it.
+    objective as ``lasso``.  ``dlasso`` and ``dlars`` follow the same paths with the stopping rule of the
+    official DLARS program (``contrib/dlars`` of chimes_lsq), which ignores the correlation level: at every
+    breakpoint x_k it evaluates ``1/(2N) ||w(A x_k - b)||^2 + alpha ||x_k||_1`` and stops at the first breakpoint
+    whose objective exceeds the previous one by more than 1e-10, returning that breakpoint (for ``dlasso`` the
+    end of the step crossing alpha or the next one; for plain LAR, whose path is not the LASSO path, a point
+    unrelated to where the correlation crosses alpha).
     The path runs on the Gram matrix ``G = (wA)^T wA`` and ``c0 = (wA)^T wb``, formed
     once (BLAS-3) from the class factors of the system without combining them into the triangle of A, and
     kept with the system until rows are added (later lars/lassolars calls on it reuse it):
@@ -60,7 +64,7 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from numba import njit
+from numba import get_num_threads, njit, prange
 from scipy.linalg import solve_triangular, svd
 from scipy.linalg.lapack import dtpqrt
 
@@ -78,6 +82,9 @@ NONZERO_THRESHOLD = 1.0e-5
 #: column in the span of the active ones shows a relative component of up to ~1e-7, hence 1e-6 (the QR
 #: version of the path could resolve 1e-10).
 LARS_DEGENERATE_TOL = 1.0e-6
+#: ``dlasso``/``dlars`` stop at the first path breakpoint whose objective exceeds the previous one by more than
+#: this (absolute; the official DLARS program's ``eps`` in its main loop, ``contrib/dlars/src/dlars.C``).
+DLARS_OBJECTIVE_TOL = 1.0e-10
 #: Under ``normalize``, a column whose centred norm is below this fraction of its norm is treated as constant.
 CONSTANT_COLUMN_TOL = 1.0e-10
 
@@ -137,7 +144,7 @@ def solve(system, algorithm="svd", eps=1.0e-5, alpha=1.0e-4, normalize=False, ma
     """Solve the weighted least-squares problem held by ``system`` (a FitSystem).
 
     algorithm: svd | ridge | lasso | lassolars | lars | dlasso | dlars (the last two: the lassolars and lars
-    paths stopped as the official DLARS program stops them, at the end of the step that crosses alpha);
+    paths stopped as the official DLARS program stops them, at the first breakpoint whose objective rose);
     eps: relative singular-value cutoff (svd); alpha: regularisation (all others);
     normalize: centre and unit-scale the weighted columns first (see module doc);
     max_iter: coordinate-descent sweeps (lasso) or LARS steps (lars, lassolars);
@@ -162,6 +169,7 @@ def solve(system, algorithm="svd", eps=1.0e-5, alpha=1.0e-4, normalize=False, ma
         G, mean = _cached_gram(system, centred=bool(normalize))
         c0 = G[:M, M].copy()
         if normalize:
+            G = G.copy()  # scaled below; the cached matrix stays as formed
             norms = np.sqrt(np.maximum(np.diag(G)[:M], 0.0))
             full = np.sqrt(np.maximum(np.diag(G)[:M] + N * mean[:M] ** 2, 0.0))  # uncentred column norms
             const = norms <= CONSTANT_COLUMN_TOL * full
@@ -199,12 +207,11 @@ def solve(system, algorithm="svd", eps=1.0e-5, alpha=1.0e-4, normalize=False, ma
         xs, extra = _solve_lasso_cd(R, z, rho, N, param, int(max_iter), float(tol))
         nvars = None
     else:
-        xs, extra = _solve_lars(G, c0.copy(), N, param, method == "lassolars", int(max_iter))
-        if name in ("dlasso", "dlars") and extra["converged"] and extra["alpha_reached"] == param:
-            # DLARS does not interpolate back to alpha: it stops at the end of the step that crosses it (this
-            # reproduces the official lsq2 dlasso --normalize=y result to 4e-11); rerun the same steps in full
-            xs, extra = _solve_lars(G, c0, N, 0.0, method == "lassolars", int(extra["iterations"]))
-            extra["stopped_at_breakpoint"] = True
+        if name in ("dlasso", "dlars"):
+            # DLARS: the whole path, stopped at the first breakpoint whose objective (with lambda = alpha) rose
+            xs, extra = _solve_lars(G, c0, N, 0.0, method == "lassolars", int(max_iter), param, float(G[M, M]))
+        else:
+            xs, extra = _solve_lars(G, c0, N, param, method == "lassolars", int(max_iter))
         del G
         nvars = None
     info.update(extra)
@@ -367,38 +374,60 @@ _GRAM_BLOCK = 384
 
 
 @njit(cache=True)
-def _factor_rows(F, row_rel, entry_rel):  # pragma: no cover - numba
+def _column_chunks(n, nchunks):  # pragma: no cover - numba
+    """Bounds of ``nchunks`` ranges of the columns of an n x n upper triangle holding about equal areas."""
+    bounds = np.zeros(nchunks + 1, dtype=np.int64)
+    for t in range(1, nchunks):
+        bounds[t] = min(n, int(n * math.sqrt(t / nchunks)))
+    bounds[nchunks] = n
+    return bounds
+
+
+@njit(cache=True, parallel=True)
+def _factor_rows(F, row_rel, entry_rel, nchunks):  # pragma: no cover - numba
     """For T = F[1:, 1:] (F a Fortran-ordered upper-triangular factor): the largest magnitude in each column of
     T, the rows of T holding an entry above ``row_rel`` times the largest of its column, and whether a non-zero
-    entry lies at or below ``entry_rel`` times it."""
+    entry lies at or below ``entry_rel`` times it.  ``nchunks`` column ranges of equal area in parallel, each
+    marking rows in its own array."""
     n = F.shape[0] - 1
+    bounds = _column_chunks(n, nchunks)
     cmax = np.zeros(n)
+    marks = np.zeros((nchunks, n), dtype=np.bool_)
+    nsmall = np.zeros(nchunks, dtype=np.int64)
+    for t in prange(nchunks):
+        live = marks[t]
+        for j in range(bounds[t], bounds[t + 1]):
+            col = F[1 : j + 2, j + 1]
+            big = 0.0
+            for i in range(j + 1):
+                big = max(big, abs(col[i]))
+            cmax[j] = big
+            bound = row_rel * big
+            small = entry_rel * big
+            count = 0
+            for i in range(j + 1):  # the column is still in cache
+                v = abs(col[i])
+                live[i] = live[i] | (v > bound)
+                count += (v != 0.0) & (v <= small)
+            nsmall[t] += count
     live = np.zeros(n, dtype=np.bool_)
-    nsmall = 0
-    for j in range(n):
-        col = F[1 : j + 2, j + 1]
-        big = 0.0
-        for i in range(j + 1):
-            big = max(big, abs(col[i]))
-        cmax[j] = big
-        bound = row_rel * big
-        small = entry_rel * big
-        for i in range(j + 1):  # the column is still in cache
-            v = abs(col[i])
-            live[i] = live[i] | (v > bound)
-            nsmall += (v != 0.0) & (v <= small)
-    return cmax, live, nsmall > 0
+    for t in range(nchunks):
+        for i in range(n):
+            live[i] = live[i] | marks[t, i]
+    return cmax, live, nsmall.sum() > 0
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def _count_tiny(F, tiny):  # pragma: no cover - numba
     """Number of non-zero entries below ``tiny`` in magnitude in the upper triangle of F (Fortran order)."""
     count = 0
-    for j in range(F.shape[1]):
+    for j in prange(F.shape[1]):
         col = F[: j + 1, j]
+        c = 0
         for i in range(j + 1):
             v = abs(col[i])
-            count += (v != 0.0) & (v < tiny)
+            c += (v != 0.0) & (v < tiny)
+        count += c
     return count
 
 
@@ -467,7 +496,7 @@ def _weighted_gram(system, centred):
         if n >= n1 and not _count_tiny(F, _TINY):
             parts.append((T, True, w * w))  # as many rows as columns and no debris: the whole triangle
             continue
-        cmax, live, flushed = _factor_rows(F, _DEBRIS_ROW, _DEBRIS_ENTRY)
+        cmax, live, flushed = _factor_rows(F, _DEBRIS_ROW, _DEBRIS_ENTRY, get_num_threads())
         rows = np.flatnonzero(live)
         if 3 * rows.size < n1:  # rows.size n1^2 flops instead of n1^3 / 3
             B = _gather_rows(T, rows, cmax, _DEBRIS_ENTRY)
@@ -491,14 +520,16 @@ def _weighted_gram(system, centred):
 
 
 def _cached_gram(system, centred):
-    """:func:`_weighted_gram`, kept in the system's cache (dropped when rows are added), as a copy the caller may
-    change: an alpha scan or a second LARS solve on the same system skips the O(M^3) formation."""
+    """:func:`_weighted_gram`, kept in the system's cache (dropped when rows are added): an alpha scan or a second
+    LARS solve on the same system skips the O(M^3) formation.  The cached array itself is returned: the path only
+    mirrors the upper triangle into the lower one (the same values every time); a caller that changes entries
+    must work on a copy."""
     key = ("gram", bool(centred))
     cache = system._cache
     if key not in cache:
         G, mean = _weighted_gram(system, centred)
         cache[key], cache[("gram_mean", bool(centred))] = G, mean
-    return cache[key].copy(), cache[("gram_mean", bool(centred))].copy()
+    return cache[key], cache[("gram_mean", bool(centred))].copy()
 
 
 def _centred_sumsq(system, x):
@@ -614,13 +645,17 @@ def _dot_prefix(L, i, v):  # pragma: no cover - numba
 
 
 @njit(cache=True, error_model="numpy")
-def _lars_gram_path(G, c0, nrows, alpha_min, lasso, max_iter, degenerate_tol):  # pragma: no cover - numba
+def _lars_gram_path(G, c0, nrows, alpha_min, lasso, max_iter, degenerate_tol, lam, yy):  # pragma: no cover - numba
     """The LARS / LASSO-LARS path on the Gram matrix G, c0 = A^T b.
 
     Only the upper triangle of ``G[:M, :M]`` (M = len(c0)) is read: the row of a column is completed in place
     from it when the column first enters the active set, and only the rows of active columns are used.
+    ``lam >= 0`` adds the stopping rule of the official DLARS program: at each breakpoint x_k of the path the
+    objective ``||b - A x_k||^2 / (2N) + lam |x_k|_1`` (``||b||^2 = yy``) is evaluated, and the path stops at
+    the first breakpoint whose objective exceeds the previous one by more than 1e-10, returning that one.
 
-    Returns (x, steps, converged, alpha reached, active count, drops, zero crossings, degenerate skips).
+    Returns (x, steps, converged, alpha reached, active count, drops, zero crossings, degenerate skips,
+    stopped by the objective rule).
     """
     M = c0.shape[0]
     x = np.zeros(M)
@@ -653,7 +688,27 @@ def _lars_gram_path(G, c0, nrows, alpha_min, lasso, max_iter, degenerate_tol):  
     tiny = np.finfo(np.float64).tiny
     tie = 1.0e-12
     tol2 = degenerate_tol * degenerate_tol
+    f_prev = np.inf
+    objective_stop = False
     while True:
+        # ---- DLARS: stop at the first breakpoint whose objective increased (x and c = c0 - G x are current)
+        if lam >= 0.0:
+            r2 = yy
+            l1 = 0.0
+            for j in range(M):
+                xj = x[j]
+                if xj != 0.0:
+                    r2 -= xj * (c0[j] + c[j])  # ||b - Ax||^2 = yy - 2 x.c0 + x.Gx, x.Gx = x.c0 - x.c
+                    l1 += abs(xj)
+            f = 0.5 * r2 / nrows + lam * l1
+            if f > f_prev + DLARS_OBJECTIVE_TOL:
+                objective_stop = True
+                alpha = 0.0
+                for i in range(k):
+                    alpha = max(alpha, abs(c[active[i]]))
+                alpha /= nrows
+                break
+            f_prev = f
         # ---- common correlation C (and the first column when nothing is active)
         if ls_reached:
             C = 0.0
@@ -847,10 +902,10 @@ def _lars_gram_path(G, c0, nrows, alpha_min, lasso, max_iter, degenerate_tol):  
         else:
             ls_reached = True  # full step: least-squares solution on the active columns
         n_iter += 1
-    return x, n_iter, converged, alpha, k, n_drops, n_cross, n_degen
+    return x, n_iter, converged, alpha, k, n_drops, n_cross, n_degen, objective_stop
 
 
-def _solve_lars(G, c0, N, alpha_min, lasso, max_iter):
+def _solve_lars(G, c0, N, alpha_min, lasso, max_iter, lam=-1.0, yy=0.0):
     """LARS (lasso=False) or LASSO-LARS path of min 1/(2N)||A x - b||^2 + alpha |x|_1 down to alpha_min.
 
     G = A^T A (its upper triangle; the rows used are mirrored in place) and c0 = A^T b.  Each iteration adds the
@@ -861,9 +916,12 @@ def _solve_lars(G, c0, N, alpha_min, lasso, max_iter):
     step.
     """
     c0 = np.ascontiguousarray(c0, dtype=np.float64)
-    out = _lars_gram_path(G, c0, float(N), float(alpha_min), bool(lasso), int(max_iter), LARS_DEGENERATE_TOL)
-    x, n_iter, converged, alpha, k, drops, cross, degen = out
+    out = _lars_gram_path(
+        G, c0, float(N), float(alpha_min), bool(lasso), int(max_iter), LARS_DEGENERATE_TOL, float(lam), float(yy)
+    )
+    x, n_iter, converged, alpha, k, drops, cross, degen, objective_stop = out
     return x, {
+        "objective_stop": bool(objective_stop),
         "iterations": int(n_iter),
         "converged": bool(converged),
         "alpha_reached": float(alpha),

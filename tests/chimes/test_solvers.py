@@ -353,16 +353,20 @@ def test_reported_numbers(wellcond):
 
 def test_aliases_and_errors(wellcond):
     p = wellcond
-    # dlasso / dlars: the lassolars / lars path stopped, as DLARS stops it, at the end of the step crossing alpha,
-    # i.e. the interpolated solution at the alpha of that breakpoint
+    # dlasso / dlars: the lassolars / lars path stopped as DLARS stops it: at the first breakpoint whose objective
+    # 1/(2N)||w(Ax - b)||^2 + alpha |x|_1 (evaluated here on the explicit rows) exceeds the previous one
+    alpha = 0.05 * np.abs(p.Aw.T @ p.bw).max() / p.N  # stops half-way along the path
     for name, method in (("dlasso", "lassolars"), ("DLARS", "lars")):
-        a = solve(p.system, name, alpha=0.01)
-        assert a.algorithm == name.lower() and a.info["method"] == method and a.info["stopped_at_breakpoint"]
-        reached = a.info["alpha_reached"]
-        assert reached < 0.01
-        b = solve(p.system, method, alpha=reached)
-        np.testing.assert_allclose(a.x, b.x, rtol=0, atol=1e-10 * np.abs(b.x).max())
-        assert not np.allclose(a.x, solve(p.system, method, alpha=0.01).x, rtol=0, atol=1e-6)
+        a = solve(p.system, name, alpha=alpha)
+        k = a.info["iterations"]
+        assert a.algorithm == name.lower() and a.info["method"] == method and a.info["objective_stop"]
+        objective = [p.lasso_objective(solve(p.system, name, alpha=0.0, max_iter=i).x, alpha) for i in range(k + 1)]
+        assert objective[k] > objective[k - 1] + 1e-10
+        assert all(objective[i] <= objective[i - 1] + 1e-10 for i in range(1, k))
+        np.testing.assert_array_equal(a.x, solve(p.system, name, alpha=0.0, max_iter=k).x)
+        # a breakpoint past the LASSO solution at alpha, not the interpolated point
+        assert a.info["alpha_reached"] < alpha
+        assert not np.allclose(a.x, solve(p.system, method, alpha=alpha).x, rtol=0, atol=1e-6)
     with pytest.raises(ValueError):
         solve(p.system, "owlqn")
     with pytest.raises(ValueError):
