@@ -4,6 +4,11 @@
 :meth:`ChimesModel.evaluate` then runs numba kernels over a periodic (any cell shape and size) or open
 system.  Units are ChIMES native: kcal/mol, Angstrom, kcal/mol/A, kcal/mol/A^3 (stress pressure-positive).
 
+A FITCOUL model (charge products q_A q_B fitted per pair type) also gets its Coulomb part: the Ewald sum
+truncated as chimes_lsq truncates it when fitting (:mod:`~aiida_chimes.chimes.ewald`, parameters from the
+number of atoms and the box), so that the model predicts exactly what its fit assumed.  The official
+chimes_calculator has no Coulomb term; it needs a fully periodic orthorhombic cell.
+
 Many-body sums use the coefficient rows of each cluster type sorted into a prefix tree over the pair powers:
 one pass over the sorted rows gives the cluster energy and the derivative with respect to every pair distance
 (reverse accumulation), at about one multiply-add per tree node instead of a full product per row.
@@ -20,6 +25,7 @@ from numba import njit, prange
 
 from .basis import FCUT_CUBIC, FCUT_TERSOFF, chebyshev, cutoff, morse_scaling, penalty
 from .clusters import filter_neighbors, half_neighbor_list, wrap_and_replicate
+from .ewald import coulomb_pair_terms
 from .params import ChimesParams, read_params
 
 #: Work is split into this many fixed chunks of atoms, each with its own accumulators, reduced in a fixed
@@ -98,6 +104,19 @@ class ChimesModel:
             if t is not None:
                 cuts.append(t.rcut)
         self.rcut = float(max(cuts))
+        # FITCOUL: q_A q_B per pair type, else None; a fit skeleton has none yet (it may still build design rows)
+        self.charge_products = None
+        self._coulomb_error = None
+        if p.flag("FITCOUL"):
+            try:
+                self.charge_products = p.charge_products
+            except ValueError as exc:
+                self._coulomb_error = str(exc)
+        elif p.flag("USECOUL"):
+            fixed = [t.charge for t in p.types if _nonzero_charge(t.charge)]
+            if fixed:
+                raise ValueError(f"{p.source}: USECOUL true with fixed atom charges ({', '.join(fixed)}) and "
+                                 "FITCOUL false: fixed-charge Coulomb interactions are not evaluated")
 
     @classmethod
     def from_file(cls, path) -> ChimesModel:
@@ -236,6 +255,8 @@ class ChimesModel:
         official serial interface (``small=false``) counts clusters that hold several periodic images of one
         atom (more than once); it exists only to compare with that code's outputs.
         """
+        if self._coulomb_error:
+            raise ValueError(self._coulomb_error)
         types = self.types_of(symbols)
         positions = np.ascontiguousarray(positions, dtype=np.float64)
         n = len(types)
@@ -272,9 +293,35 @@ class ChimesModel:
             z4.row_start, z4.row_pow, z4.row_coef, z4.row_diff, z4.max_order, z4.rcut,
             nchunk, serial_counting,
         )
+        if self.charge_products is not None:
+            energy += self._add_coulomb(types, positions, cell, pbc, forces, virial, eatom)
         volume = abs(float(np.linalg.det(cell))) if pbc.all() else None
         stress = -virial / volume if volume else None
         return EvaluationResult(float(energy), forces, stress, eatom, int(npen), volume)
+
+    def _add_coulomb(self, types, positions, cell, pbc, forces, virial, eatom) -> float:
+        """Add the Ewald Coulomb forces, virial (this module's sign: -sum r (x) F) and per-atom energies of
+        the fitted charge products; return the Coulomb energy."""
+        lengths = np.diag(cell).copy()
+        off = cell - np.diag(lengths)
+        if not pbc.all() or np.abs(off).max() > 1e-10 * max(float(np.abs(lengths).max()), 1.0):
+            raise ValueError(f"{self.params.source}: the Coulomb part of a FITCOUL model (Ewald sum) needs a "
+                             "fully periodic orthorhombic cell; got "
+                             + (f"pbc {pbc.tolist()}" if not pbc.all() else f"cell {cell.tolist()}"))
+        qq = self.charge_products
+        terms = coulomb_pair_terms(positions, lengths, types, self.pair_of, len(qq))
+        forces += terms.forces @ qq
+        virial -= np.tensordot(qq, terms.virial, 1)
+        eatom += terms.atom_energy @ qq
+        return float(terms.energy @ qq)
+
+
+def _nonzero_charge(text: str) -> bool:
+    """A fixed atom charge of a parameter file that is a non-zero number (FITCOUL files hold +/- signs)."""
+    try:
+        return float(text) != 0.0
+    except ValueError:
+        return False
 
 
 def _empty_tables(nbody: int, nt: int) -> _ClusterTables:

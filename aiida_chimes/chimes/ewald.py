@@ -20,9 +20,12 @@ structure factors, so a column costs O(N K) rather than O(N^2 K).  The real-spac
 and, per pair, over exactly the periodic images whose per-axis offset can lie within rc, so cut-offs longer
 than half the box (explicit :class:`EwaldParameters`) are handled correctly.
 
-:func:`coulomb_energy` and :func:`coulomb_forces` evaluate the same truncated sum for given per-atom charges;
-``coulomb_forces(q)`` equals ``sum_p columns[:, :, p] * q_A q_B``.  The energy is real + reciprocal - self
-(alpha/sqrt(pi) sum q_i^2); the uniform-background term -pi Q^2 / (2 V alpha^2) of charged cells is not included.
+:func:`coulomb_pair_terms` gives, per pair type and unit charge product, the energy (real + reciprocal - self
+alpha/sqrt(pi) q_i^2), the force columns, the virial W = sum r (x) F (strain derivative at fixed parameters)
+and the per-atom split of the energy; a FITCOUL model's Coulomb part is these times its fitted products.
+:func:`coulomb_energy` and :func:`coulomb_forces` evaluate the same sum for per-atom charges (one kernel: the
+pair-type sums weight every atom by a charge, 1 for the columns).  The uniform-background term
+-pi Q^2 / (2 V alpha^2) of charged cells is not included.
 """
 
 import math
@@ -65,7 +68,7 @@ class EwaldParameters:
 
 
 def _check_lengths(lengths) -> np.ndarray:
-    L = np.asarray(lengths, dtype=np.float64).reshape(-1)
+    L = np.ascontiguousarray(np.asarray(lengths, dtype=np.float64).reshape(-1))
     if L.shape != (3,):
         raise ValueError(f"box lengths must be 3 numbers (orthorhombic cell), got {np.asarray(lengths)!r}")
     if not np.all(np.isfinite(L)) or np.any(L <= 0):
@@ -221,93 +224,21 @@ def _real_force_factor(r, alpha):
 
 
 @njit(cache=True)
-def _real_columns(pos, lengths, types, pair_of, rc, alpha, out):
-    """Add the real-space force columns (each pair once, Newton's third law) to out (n, 3, npairs)."""
+def _real_terms(pos, lengths, types, pair_of, q, rc, alpha, forces, energy, virial, eatom):
+    """Add the real-space sum over pairs (i, image of j) closer than rc, each weighted q_i q_j and booked under
+    pair type pair_of[types[i], types[j]]: forces (n, 3, npairs), energy (npairs,), virial W = sum d (x) F
+    (npairs, 3, 3) and per-atom energies (n, npairs).  The images of an atom itself (j = i, m != 0) come in +-m
+    pairs: no force, half weight in energy and virial."""
     n = pos.shape[0]
     rc2 = rc * rc
     Lx = lengths[0]
     Ly = lengths[1]
     Lz = lengths[2]
-    for i in range(n - 1):
-        for j in range(i + 1, n):
-            p = pair_of[types[i], types[j]]
-            dx0 = pos[i, 0] - pos[j, 0]
-            dy0 = pos[i, 1] - pos[j, 1]
-            dz0 = pos[i, 2] - pos[j, 2]
-            xlo, xhi = _image_range(dx0, Lx, rc)
-            ylo, yhi = _image_range(dy0, Ly, rc)
-            zlo, zhi = _image_range(dz0, Lz, rc)
-            for mx in range(xlo, xhi + 1):
-                dx = dx0 + mx * Lx
-                for my in range(ylo, yhi + 1):
-                    dy = dy0 + my * Ly
-                    dxy2 = dx * dx + dy * dy
-                    if dxy2 >= rc2:
-                        continue
-                    for mz in range(zlo, zhi + 1):
-                        dz = dz0 + mz * Lz
-                        r2 = dxy2 + dz * dz
-                        if r2 >= rc2:
-                            continue
-                        g = _real_force_factor(math.sqrt(r2), alpha)
-                        out[i, 0, p] += g * dx
-                        out[i, 1, p] += g * dy
-                        out[i, 2, p] += g * dz
-                        out[j, 0, p] -= g * dx
-                        out[j, 1, p] -= g * dy
-                        out[j, 2, p] -= g * dz
-
-
-@njit(cache=True)
-def _recip_columns(pos, lengths, types, pair_of, ntypes, nvec, kmax, alpha, out):
-    """Add the reciprocal-space force columns to out (n, 3, npairs), via per-type structure factors."""
-    n = pos.shape[0]
-    kvec, coef = _kspace_setup(nvec, lengths, alpha)
-    ct, st = _phase_tables(pos, lengths, kmax)
-    c = np.empty(n)
-    s = np.empty(n)
-    csum = np.empty(ntypes)
-    ssum = np.empty(ntypes)
-    for m in range(nvec.shape[0]):
-        nx = nvec[m, 0]
-        ny = nvec[m, 1]
-        nz = nvec[m, 2]
-        csum[:] = 0.0
-        ssum[:] = 0.0
-        for i in range(n):
-            ci, si = _phase(ct, st, i, nx, ny, nz)
-            c[i] = ci
-            s[i] = si
-            csum[types[i]] += ci
-            ssum[types[i]] += si
-        kx = kvec[m, 0] * coef[m]
-        ky = kvec[m, 1] * coef[m]
-        kz = kvec[m, 2] * coef[m]
-        for i in range(n):
-            ti = types[i]
-            for b in range(ntypes):
-                # sum over j of type b of sin(k.(r_i - r_j))
-                val = s[i] * csum[b] - c[i] * ssum[b]
-                p = pair_of[ti, b]
-                out[i, 0, p] += kx * val
-                out[i, 1, p] += ky * val
-                out[i, 2, p] += kz * val
-
-
-@njit(cache=True)
-def _real_charges(pos, lengths, q, rc, alpha, forces):
-    """Real-space energy (returned) and forces (added) for per-atom charges, self images included in the energy."""
-    n = pos.shape[0]
-    rc2 = rc * rc
-    Lx = lengths[0]
-    Ly = lengths[1]
-    Lz = lengths[2]
-    energy = 0.0
     for i in range(n):
         for j in range(i, n):
+            p = pair_of[types[i], types[j]]
             qq = q[i] * q[j]
-            # the j == i images pair up (m, -m): zero force, half weight in the energy
-            w = 0.5 if j == i else 1.0
+            w = 0.5 * qq if j == i else qq
             dx0 = pos[i, 0] - pos[j, 0]
             dy0 = pos[i, 1] - pos[j, 1]
             dz0 = pos[i, 2] - pos[j, 2]
@@ -329,50 +260,85 @@ def _real_charges(pos, lengths, q, rc, alpha, forces):
                         if r2 >= rc2:
                             continue
                         r = math.sqrt(r2)
-                        energy += w * qq * math.erfc(alpha * r) / r
+                        e = w * math.erfc(alpha * r) / r
+                        energy[p] += e
+                        eatom[i, p] += 0.5 * e
+                        eatom[j, p] += 0.5 * e
+                        g = _real_force_factor(r, alpha)
+                        gw = g * w
+                        virial[p, 0, 0] += gw * dx * dx
+                        virial[p, 0, 1] += gw * dx * dy
+                        virial[p, 0, 2] += gw * dx * dz
+                        virial[p, 1, 1] += gw * dy * dy
+                        virial[p, 1, 2] += gw * dy * dz
+                        virial[p, 2, 2] += gw * dz * dz
                         if j != i:
-                            g = qq * _real_force_factor(r, alpha)
-                            forces[i, 0] += g * dx
-                            forces[i, 1] += g * dy
-                            forces[i, 2] += g * dz
-                            forces[j, 0] -= g * dx
-                            forces[j, 1] -= g * dy
-                            forces[j, 2] -= g * dz
-    return energy
+                            gq = g * qq
+                            forces[i, 0, p] += gq * dx
+                            forces[i, 1, p] += gq * dy
+                            forces[i, 2, p] += gq * dz
+                            forces[j, 0, p] -= gq * dx
+                            forces[j, 1, p] -= gq * dy
+                            forces[j, 2, p] -= gq * dz
 
 
 @njit(cache=True)
-def _recip_charges(pos, lengths, q, nvec, kmax, alpha, forces):
-    """Reciprocal-space energy (returned) and forces (added) for per-atom charges."""
+def _recip_terms(pos, lengths, types, pair_of, ntypes, q, nvec, kmax, alpha, forces, energy, virial, eatom):
+    """Add the reciprocal-space sum (as :func:`_real_terms`), via per-type structure factors S_t = sum q_i
+    exp(i k.r_i) over atoms of type t: pair type (a, b) gets (coef / 2) Re(S_a S_b^*) per k-vector (twice for
+    a != b), virial E_k (delta - 2 (1/k^2 + 1/(4 alpha^2)) k (x) k)."""
     n = pos.shape[0]
     kvec, coef = _kspace_setup(nvec, lengths, alpha)
     ct, st = _phase_tables(pos, lengths, kmax)
     c = np.empty(n)
     s = np.empty(n)
-    energy = 0.0
+    csum = np.empty(ntypes)
+    ssum = np.empty(ntypes)
+    inv4a2 = 1.0 / (4.0 * alpha * alpha)
     for m in range(nvec.shape[0]):
         nx = nvec[m, 0]
         ny = nvec[m, 1]
         nz = nvec[m, 2]
-        csum = 0.0
-        ssum = 0.0
+        csum[:] = 0.0
+        ssum[:] = 0.0
         for i in range(n):
             ci, si = _phase(ct, st, i, nx, ny, nz)
             c[i] = ci
             s[i] = si
-            csum += q[i] * ci
-            ssum += q[i] * si
-        # coef = 2 * (4pi/V) g(k) covers k and -k; their energy is 2 * (2pi/V) g(k) |S(k)|^2 = coef / 2 * |S|^2
-        energy += 0.5 * coef[m] * (csum * csum + ssum * ssum)
-        kx = kvec[m, 0] * coef[m]
-        ky = kvec[m, 1] * coef[m]
-        kz = kvec[m, 2] * coef[m]
+            csum[types[i]] += q[i] * ci
+            ssum[types[i]] += q[i] * si
+        k0 = kvec[m, 0]
+        k1 = kvec[m, 1]
+        k2 = kvec[m, 2]
+        fac = 2.0 * (1.0 / (k0 * k0 + k1 * k1 + k2 * k2) + inv4a2)
+        half = 0.5 * coef[m]
+        for a in range(ntypes):
+            for b in range(a, ntypes):
+                p = pair_of[a, b]
+                ek = half * (csum[a] * csum[b] + ssum[a] * ssum[b])
+                if b != a:
+                    ek *= 2.0
+                energy[p] += ek
+                virial[p, 0, 0] += ek * (1.0 - fac * k0 * k0)
+                virial[p, 0, 1] -= ek * fac * k0 * k1
+                virial[p, 0, 2] -= ek * fac * k0 * k2
+                virial[p, 1, 1] += ek * (1.0 - fac * k1 * k1)
+                virial[p, 1, 2] -= ek * fac * k1 * k2
+                virial[p, 2, 2] += ek * (1.0 - fac * k2 * k2)
+        kx = k0 * coef[m]
+        ky = k1 * coef[m]
+        kz = k2 * coef[m]
         for i in range(n):
-            val = q[i] * (s[i] * csum - c[i] * ssum)
-            forces[i, 0] += kx * val
-            forces[i, 1] += ky * val
-            forces[i, 2] += kz * val
-    return energy
+            ti = types[i]
+            qi = q[i]
+            for b in range(ntypes):
+                p = pair_of[ti, b]
+                # sum over j of type b of q_j sin(k.(r_i - r_j)) and q_j cos(k.(r_i - r_j))
+                val = qi * (s[i] * csum[b] - c[i] * ssum[b])
+                forces[i, 0, p] += kx * val
+                forces[i, 1, p] += ky * val
+                forces[i, 2, p] += kz * val
+                eatom[i, p] += half * qi * (c[i] * csum[b] + s[i] * ssum[b])
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -393,19 +359,25 @@ def _prepare(positions, lengths, params):
     return pos, L, params, nvec
 
 
-def coulomb_force_columns(positions, lengths, types, pair_of, npairs: int, params: EwaldParameters | None = None):
-    """Ewald force columns per unit charge product: array (natoms, 3, npairs).
+@dataclass(frozen=True)
+class CoulombTerms:
+    """Ewald Coulomb terms per unit charge product (ke = 1) of each pair type p.
 
-    ``types`` (natoms,) holds type indices into the symmetric (ntypes, ntypes) ``pair_of`` table of pair-type
-    indices in [0, npairs).  Column p of atom i is the force on i from all pairs (i, j) of pair type p (periodic
-    images included) with q_i q_j = 1 and ke = 1.  ``params`` defaults to :func:`ewald_parameters`.
+    For charge products qq (npairs,): energy ``energy @ qq``, forces ``forces @ qq`` (natoms, 3), virial
+    ``np.tensordot(qq, virial, 1)`` (3, 3; W_ab = sum r_a F_b, so the Coulomb stress, pressure-positive, is
+    W / V and trace(W) equals the energy of a converged sum) and per-atom energies ``atom_energy @ qq``.
     """
-    pos, L, params, nvec = _prepare(positions, lengths, params)
-    t = np.ascontiguousarray(types, dtype=np.int64).reshape(-1)
-    po = np.ascontiguousarray(pair_of, dtype=np.int64)
-    npairs = int(npairs)
-    if t.shape[0] != pos.shape[0]:
-        raise ValueError(f"types has {t.shape[0]} entries for {pos.shape[0]} atoms")
+
+    energy: np.ndarray  # (npairs,): real + reciprocal - self
+    forces: np.ndarray  # (natoms, 3, npairs)
+    virial: np.ndarray  # (npairs, 3, 3), symmetric
+    atom_energy: np.ndarray  # (natoms, npairs), sums to energy
+    params: EwaldParameters
+
+
+def _check_types(t, po, npairs, natoms):
+    if t.shape[0] != natoms:
+        raise ValueError(f"types has {t.shape[0]} entries for {natoms} atoms")
     if po.ndim != 2 or po.shape[0] != po.shape[1]:
         raise ValueError(f"pair_of must be a square (ntypes, ntypes) table, got shape {po.shape}")
     ntypes = po.shape[0]
@@ -415,10 +387,50 @@ def coulomb_force_columns(positions, lengths, types, pair_of, npairs: int, param
         raise ValueError("pair_of must be symmetric")
     if po.min() < 0 or po.max() >= npairs:
         raise ValueError(f"pair_of entries must lie in [0, {npairs}), got range [{po.min()}, {po.max()}]")
-    out = np.zeros((pos.shape[0], 3, npairs))
-    _real_columns(pos, L, t, po, params.rcut, params.alpha, out)
-    _recip_columns(pos, L, t, po, ntypes, nvec, params.kmax, params.alpha, out)
-    return out
+
+
+def _terms(pos, L, params, nvec, types, pair_of, npairs, q) -> CoulombTerms:
+    n = pos.shape[0]
+    forces = np.zeros((n, 3, npairs))
+    energy = np.zeros(npairs)
+    virial = np.zeros((npairs, 3, 3))
+    eatom = np.zeros((n, npairs))
+    _real_terms(pos, L, types, pair_of, q, params.rcut, params.alpha, forces, energy, virial, eatom)
+    _recip_terms(pos, L, types, pair_of, pair_of.shape[0], q, nvec, params.kmax, params.alpha,
+                 forces, energy, virial, eatom)
+    # self term -alpha/sqrt(pi) q_i^2, booked under the pair type of (type i, type i)
+    own = pair_of[types, types]
+    self_e = params.alpha / _SQRT_PI * q * q
+    np.subtract.at(energy, own, self_e)
+    eatom[np.arange(n), own] -= self_e
+    for a in range(3):
+        for b in range(a):
+            virial[:, a, b] = virial[:, b, a]
+    return CoulombTerms(energy, forces, virial, eatom, params)
+
+
+def coulomb_pair_terms(positions, lengths, types, pair_of, npairs: int, params: EwaldParameters | None = None):
+    """:class:`CoulombTerms` (energy, force columns, virial, per-atom energies) per unit charge product.
+
+    ``types`` (natoms,) holds type indices into the symmetric (ntypes, ntypes) ``pair_of`` table of pair-type
+    indices in [0, npairs).  Pair type p collects every pair (i, j) (periodic images included) whose types map
+    to p, with q_i q_j = 1 and ke = 1.  ``params`` defaults to :func:`ewald_parameters`.
+    """
+    pos, L, params, nvec = _prepare(positions, lengths, params)
+    t = np.ascontiguousarray(types, dtype=np.int64).reshape(-1)
+    po = np.ascontiguousarray(pair_of, dtype=np.int64)
+    npairs = int(npairs)
+    _check_types(t, po, npairs, pos.shape[0])
+    return _terms(pos, L, params, nvec, t, po, npairs, np.ones(pos.shape[0]))
+
+
+def coulomb_force_columns(positions, lengths, types, pair_of, npairs: int, params: EwaldParameters | None = None):
+    """Ewald force columns per unit charge product: array (natoms, 3, npairs) (see :func:`coulomb_pair_terms`).
+
+    Column p of atom i is the force on i from all pairs (i, j) of pair type p (periodic images included) with
+    q_i q_j = 1 and ke = 1: the charge-product columns of chimes_lsq's design matrix.
+    """
+    return coulomb_pair_terms(positions, lengths, types, pair_of, npairs, params).forces
 
 
 def coulomb_energy_forces(positions, lengths, charges, params: EwaldParameters | None = None):
@@ -427,11 +439,9 @@ def coulomb_energy_forces(positions, lengths, charges, params: EwaldParameters |
     q = np.ascontiguousarray(charges, dtype=np.float64).reshape(-1)
     if q.shape[0] != pos.shape[0]:
         raise ValueError(f"charges has {q.shape[0]} entries for {pos.shape[0]} atoms")
-    forces = np.zeros((pos.shape[0], 3))
-    e_real = _real_charges(pos, L, q, params.rcut, params.alpha, forces)
-    e_recip = _recip_charges(pos, L, q, nvec, params.kmax, params.alpha, forces)
-    e_self = params.alpha / _SQRT_PI * float(np.dot(q, q))
-    return e_real + e_recip - e_self, forces
+    one = np.zeros(pos.shape[0], dtype=np.int64)
+    terms = _terms(pos, L, params, nvec, one, np.zeros((1, 1), dtype=np.int64), 1, q)
+    return float(terms.energy[0]), terms.forces[:, :, 0]
 
 
 def coulomb_energy(positions, lengths, charges, params: EwaldParameters | None = None) -> float:

@@ -141,6 +141,27 @@ class ChimesParams:
     def max_cutoff(self) -> float:
         return max(p.s_maxim for p in self.pairs)
 
+    def flag(self, name: str) -> bool:
+        """A ``NAME: true/false`` header flag (USECOUL, FITCOUL, ...); absent means false."""
+        return self.flags.get(name, "false").strip().lower() == "true"
+
+    @property
+    def charge_products(self) -> np.ndarray | None:
+        """Fitted charge products q_A q_B per pair type (FITCOUL true), None otherwise.
+
+        chimes_lsq fits them with Ewald columns computed with ke = 1, so they carry ke and the units of the fit
+        (kcal/mol A for forces in kcal/mol/A): the Coulomb energy is sum_p qq_p E_p with E_p the Ewald energy of
+        pair type p per unit charge product.
+        """
+        if not self.flag("FITCOUL"):
+            return None
+        missing = [q.name for q, line in zip(self.pairs, self.pair_charges or [None] * len(self.pairs),
+                                             strict=True) if not line]
+        if missing:
+            raise ValueError(f"{self.source}: FITCOUL true but no 'q_A x q_B value' line for pair type(s) "
+                             f"{', '.join(missing)}")
+        return np.array([float(line.split()[-1]) for line in self.pair_charges])
+
     # ----------------------------------------------------------------- comparison
     def same_model(self, other: ChimesParams) -> bool:
         """True when both describe the same model (everything but comments and file name)."""
@@ -516,8 +537,14 @@ def parse_params(text: str, filename: str = "<string>") -> ChimesParams:
                 nxt = lines.peek_nonblank()
                 charge = None
                 if nxt is not None and nxt[2][0].startswith("q_"):
-                    lines.next_nonblank("charge line")
-                    charge = " ".join(nxt[2])
+                    ln, _, t = lines.next_nonblank("charge line")
+                    names = sorted(tok[2:] for tok in t[:3:2])
+                    if (len(t) != 4 or t[1] != "x" or not t[2].startswith("q_")
+                            or names != sorted((pairs[i].atom1, pairs[i].atom2))):
+                        lines.error(f"expected 'q_{pairs[i].atom1} x q_{pairs[i].atom2} value' (the fitted charge "
+                                    f"product of pair {pairs[i].name}), found {' '.join(t)!r}", ln)
+                    _to_float(lines, t[3], ln, "a charge product")
+                    charge = " ".join(t)
                 pair_powers.append(pw)
                 pair_coeffs.append(cf)
                 pair_charges.append(charge)

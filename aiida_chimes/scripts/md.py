@@ -108,9 +108,16 @@ def _read_inputs(settings_path: str, folder: str):
         calc = ChimesCalculator(params_path, num_threads=settings.num_threads)
     except ParamsFormatError as exc:
         raise MDInputError(f"{PARAMS}: {exc}") from None
-    if calc.params.flags.get("FITCOUL", "false").strip().lower() == "true":
-        raise MDInputError(f"{PARAMS}: FITCOUL true (fitted charges): its Coulomb (Ewald) forces are not evaluated "
-                           "by the ChIMES calculator, so MD would run without them; refit with FITCOUL false")
+    if calc.params.flag("FITCOUL"):  # fitted charges: the Coulomb part is an Ewald sum (orthorhombic cells only)
+        try:
+            _ = calc.params.charge_products  # raises when a pair has no charge-product line
+        except ValueError as exc:
+            raise MDInputError(f"{PARAMS}: {str(exc).split(': ', 1)[-1]}") from None
+        cell = atoms.cell.array
+        if not atoms.pbc.all() or np.abs(cell - np.diag(np.diag(cell))).max() > 1e-10 * np.abs(cell).max():
+            raise MDInputError(f"{STRUCTURE}: {PARAMS} has fitted charges (FITCOUL true), whose Ewald Coulomb sum "
+                               "needs a fully periodic orthorhombic cell; this structure has "
+                               + (f"pbc {atoms.pbc.tolist()}" if not atoms.pbc.all() else f"cell {cell.tolist()}"))
     missing = sorted(set(atoms.get_chemical_symbols()) - set(calc.params.symbols))
     if missing:
         raise MDInputError(f"{STRUCTURE}: elements {missing} are not in {PARAMS} (it has {calc.params.symbols}); "

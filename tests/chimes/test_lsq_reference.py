@@ -301,14 +301,16 @@ def _close_pairs(frame, basis, penalty_dist) -> tuple[int, set]:
     return int(close.sum()) // 2, set(i[close].tolist()) | set(j[close].tolist())
 
 
-EVALUATED = ["nonorth2", "test_4atoms", "stress-and-ener-2b1", "two-traj-files", "special3b", "special4b", "fitstrs"]
+EVALUATED = ["nonorth2", "test_4atoms", "stress-and-ener-2b1", "two-traj-files", "special3b", "special4b", "fitstrs",
+             "h2o-2bcheby", "h2o-3bcheby", "h2o-4bcheby"]
 
 
 @pytest.mark.parametrize("name", _params(EVALUATED))
 def test_evaluator_reproduces_A_x(name, built):
     """The reference x filled into our skeleton and evaluated by the ChIMES evaluator on every training frame
     gives forces, stresses and energies equal to that frame's rows times x (1e-9 relative to the largest
-    value of the frame and class): a fitted potential predicts what the fit assumed.
+    value of the frame and class): a fitted potential predicts what the fit assumed.  For the FITCOUL water
+    fits the forces include the Ewald Coulomb part of the fitted charge products (truncated as in the fit).
 
     Exception (chimes_lsq's fit convention, shared/notes/chimes.md): a 2-body pair with r <= S_MINIM is left
     out of the fit, while the evaluator extrapolates it, and pairs with r < S_MINIM + penalty distance

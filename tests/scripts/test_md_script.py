@@ -11,11 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from ase import Atoms
 
 from aiida_chimes.chimes.frames import FrameSet
 from aiida_chimes.chimes.io.configuration import read_chimes_configuration_atoms
+from aiida_chimes.chimes.io.xyzf import read_xyzf
 from aiida_chimes.scripts.md import main
-from tests.helpers import CHIMES_CALCULATOR_DIR, force_field_path
+from tests.helpers import CHIMES_CALCULATOR_DIR, DATA_DIR, force_field_path
 
 LIQC_CONFIG = "liqC.2.5gcc_6000K.OUTCAR_#000.xyz"
 OUTPUTS = ("trajectory.npz", "thermo.npz", "final.npz", "final_velocities.npy", "md_summary.json")
@@ -108,7 +110,9 @@ def test_bad_settings_exit_2(job, capsys, change, message):
     ("water", "structure.npz: elements ['H', 'O'] are not in params.txt"),
     ("bad_velocities", "velocities.npy: expected finite (200, 3)"),
     ("bad_json", "md.json: not valid JSON"),
-    ("fitcoul", "params.txt: FITCOUL true (fitted charges)"),
+    ("fitcoul", "params.txt: FITCOUL true but no 'q_A x q_B value' line for pair type(s) CC"),
+    ("fitcoul_tilted", "structure.npz: params.txt has fitted charges (FITCOUL true), whose Ewald Coulomb sum needs "
+                       "a fully periodic orthorhombic cell"),
 ])
 def test_bad_files_exit_2(job, capsys, breakage, message):
     folder, write = job
@@ -133,6 +137,15 @@ def test_bad_files_exit_2(job, capsys, breakage, message):
     elif breakage == "fitcoul":
         text = (folder / "params.txt").read_text()
         (folder / "params.txt").write_text(text.replace("FITCOUL: false", "FITCOUL: true", 1))
+    elif breakage == "fitcoul_tilted":  # the official FITCOUL water fit on a water box with a tilted cell
+        case = DATA_DIR / "chimes_lsq" / "h2o-2bcheby"
+        shutil.copy(case / "correct_output" / "params.txt", folder / "params.txt")
+        (folder / "input.xyzf").write_text(gzip.open(case / "inputs" / "input.xyzf.gz", "rt").read())
+        frame = read_xyzf(folder / "input.xyzf")[0]
+        cell = frame.cell.copy()
+        cell[1, 0] = 0.5
+        FrameSet.from_atoms([Atoms(frame.symbols, positions=frame.positions, cell=cell, pbc=True)]).save(
+            folder / "structure.npz")
     assert main([path]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and not (folder / "md_summary.json").exists()

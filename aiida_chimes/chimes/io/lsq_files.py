@@ -145,7 +145,7 @@ def excluded_types(p: ChimesParams) -> list[int]:
 
 def fits_charges(p: ChimesParams) -> bool:
     """True when the model's ``FITCOUL`` flag is ``true`` (one charge-product column per pair)."""
-    return p.flags.get("FITCOUL", "false").strip().lower() == "true"
+    return p.flag("FITCOUL")
 
 
 # ===================================================================== params.header / ff_groups.map: reading
