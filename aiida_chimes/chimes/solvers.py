@@ -68,7 +68,7 @@ from numba import get_num_threads, njit, prange
 from scipy.linalg import solve_triangular, svd
 from scipy.linalg.lapack import dtpqrt
 
-from .fit_system import CLASSES, STREAMS
+from .fit_system import CLASSES, STREAMS, FitSystem
 
 __all__ = ["ALGORITHMS", "ALIASES", "FitResult", "NONZERO_THRESHOLD", "predict", "solve"]
 
@@ -248,6 +248,59 @@ def solve(system, algorithm="svd", eps=1.0e-5, alpha=1.0e-4, normalize=False, ma
         normalize=bool(normalize),
         info=info,
     )
+
+
+# ----------------------------------------------------------------------------------------------------------
+# ridge alpha by K-fold cross-validation (chimes_lsq.py --algorithm ridgecv)
+# ----------------------------------------------------------------------------------------------------------
+#: The alphas chimes_lsq.py's ``ridgecv`` chooses among, and its default ``--folds``.
+RIDGECV_ALPHAS = (1.0e-6, 3.2e-6, 1.0e-5, 3.2e-5, 1.0e-4, 3.2e-4, 1.0e-3, 3.2e-3)
+RIDGECV_FOLDS = 4
+
+
+def kfold_bounds(nrows: int, folds: int = RIDGECV_FOLDS) -> list[tuple[int, int]]:
+    """Row ranges [start, stop) of ``folds`` contiguous folds, the first ``nrows % folds`` one row longer
+    (scikit-learn ``KFold(folds)`` without shuffling, which ``RidgeCV(cv=folds)`` uses)."""
+    folds = int(folds)
+    if folds < 2 or folds > nrows:
+        raise ValueError(f"cross-validation needs 2 <= folds <= rows, got {folds} folds for {nrows} rows")
+    size, extra = divmod(int(nrows), folds)
+    bounds, start = [], 0
+    for k in range(folds):
+        stop = start + size + (1 if k < extra else 0)
+        bounds.append((start, stop))
+        start = stop
+    return bounds
+
+
+def ridge_cv_alpha(fold_systems, alphas=RIDGECV_ALPHAS) -> tuple[float, np.ndarray]:
+    """(best alpha, R^2 scores (len(alphas), folds)) of ridge regression by K-fold cross-validation.
+
+    ``fold_systems``: one FitSystem per fold (the rows of each fold, in the same weighting); fold k is predicted
+    by the ridge fit of all other folds and scored by R^2 = 1 - ||A_k x - b_k||^2 / ||b_k - mean(b_k)||^2
+    (weighted as the systems are).  The best alpha has the highest mean score, the first one on ties: what
+    ``RidgeCV(alphas, fit_intercept=False, cv=K)`` chooses (``GridSearchCV`` with the estimator's R^2 score).
+    """
+    folds = list(fold_systems)
+    if len(folds) < 2:
+        raise ValueError("cross-validation needs at least 2 folds")
+    alphas = [float(a) for a in alphas]
+    M = folds[0].ncols
+    scores = np.empty((len(alphas), len(folds)))
+    for k, test in enumerate(folds):
+        train = FitSystem(M)
+        for j, other in enumerate(folds):
+            if j != k:
+                train.merge(other)
+        n = test.nrows_total
+        tss = test.bnorm2(weighted=True) - test.bsum(weighted=True) ** 2 / n
+        if not tss > 0:
+            raise ValueError(f"fold {k + 1} of {len(folds)}: its right-hand side is constant, R^2 is undefined")
+        for i, alpha in enumerate(alphas):
+            x = solve(train, "ridge", alpha=alpha).x
+            scores[i, k] = 1.0 - test.residual_sumsq(x, weighted=True) / tss
+    best = int(np.argmax(scores.mean(axis=1)))
+    return alphas[best], scores
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -43,7 +43,10 @@ def _parser() -> argparse.ArgumentParser:
                                                                "(interop mode; all rows are forces if absent)")
     ap.add_argument("--natoms", default="natoms.txt", help="atoms per row (interop mode, optional)")
     ap.add_argument("--weights", default=None, help="one weight per row (chimes_lsq.py --weights; interop mode)")
-    ap.add_argument("--algorithm", default="svd", help="svd | ridge | lasso | lassolars | lars | dlasso | dlars")
+    ap.add_argument("--algorithm", default="svd",
+                    help="svd | ridge | ridgecv | lasso | lassolars | lars | dlasso | dlars (ridgecv: interop mode)")
+    ap.add_argument("--folds", type=int, default=4, help="ridgecv: contiguous row folds of the cross-validation "
+                                                         "(chimes_lsq.py --folds; default %(default)s)")
     ap.add_argument("--eps", type=float, default=1.0e-5, help="relative singular-value cutoff for svd")
     ap.add_argument("--alpha", type=float, default=1.0e-4, help="regularisation for ridge/lasso/lars")
     ap.add_argument("--normalize", type=_bool, default=False, help="centre and unit-scale columns (DLARS style)")
@@ -64,13 +67,39 @@ def _classes_from_labels(labels) -> np.ndarray:
     return out
 
 
+def _ridgecv(system, A, b, classes, w, natoms, folds, source):
+    """chimes_lsq.py ``ridgecv``: ridge with the alpha of RIDGECV_ALPHAS that K-fold cross-validation over
+    contiguous row blocks prefers (rows weighted when --weights is given; chimes_lsq.py ignores weights here)."""
+    from aiida_chimes.chimes.fit_system import FitSystem
+    from aiida_chimes.chimes.solvers import RIDGECV_ALPHAS, kfold_bounds, ridge_cv_alpha, solve
+
+    if A is None:
+        raise ValueError(f"ridgecv needs the rows in their order (its folds are contiguous row blocks, as in "
+                         f"chimes_lsq.py), which the compact system {source} no longer holds: run chimes-solve "
+                         "where chimes-lsq wrote its interop files (A.npy), or pass --A")
+    fold_systems = []
+    for start, stop in kfold_bounds(len(b), folds):
+        fs = FitSystem(A.shape[1])
+        rows = slice(start, stop)
+        fs.add_rows(A[rows], b[rows], classes[rows], weights=None if w is None else w[rows],
+                    natoms=None if natoms is None else natoms[rows])
+        fold_systems.append(fs)
+    alpha, scores = ridge_cv_alpha(fold_systems)
+    result = solve(system, "ridge", alpha=alpha)
+    result.algorithm = "ridgecv"
+    result.info["cv_folds"] = len(fold_systems)
+    means = scores.mean(axis=1)
+    result.info["cv_mean_r2"] = {f"{a:.1e}": float(m) for a, m in zip(RIDGECV_ALPHAS, means, strict=True)}
+    return result
+
+
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     from aiida_chimes.chimes.fit_system import CLASSES, FitSystem
     from aiida_chimes.chimes.io import lsq_files as lf
     from aiida_chimes.chimes.solvers import solve
 
-    A = b = classes = natoms = None
+    A = b = classes = natoms = w = None
     try:
         # an explicit --system, or no interop A in the folder: the compact system; otherwise (as chimes_lsq.py) A
         a_path = args.A
@@ -107,7 +136,10 @@ def main(argv=None) -> int:
             system = FitSystem(A.shape[1])
             system.add_rows(A, b, classes, weights=w, natoms=natoms)
             source = a_path
-        result = solve(system, args.algorithm, eps=args.eps, alpha=args.alpha, normalize=args.normalize)
+        if args.algorithm.lower() == "ridgecv":
+            result = _ridgecv(system, A, b, classes, w, natoms, args.folds, source)
+        else:
+            result = solve(system, args.algorithm, eps=args.eps, alpha=args.alpha, normalize=args.normalize)
         model = lf.fill_coefficients(skeleton, result.x)
     except (OSError, ValueError, KeyError) as exc:
         print(f"chimes-solve: error: {exc}", file=sys.stderr)

@@ -373,7 +373,8 @@ LSQ2_VARIANTS = {
     "svd.1.0e-05": ("svd", {"eps": 1e-5}, False, 1e-9),
     "svd.weight": ("svd", {"eps": 1e-5}, True, 1e-9),
     "ridge.1.0e-03": ("ridge", {"alpha": 1e-3}, False, 1e-6),
-    # RidgeCV picked alpha = 1e-6 among its 8 candidates (the file's header says so); we solve at that alpha
+    # RidgeCV picked alpha = 1e-6 among its 8 candidates (the file's header says so; our cross-validation picks
+    # it too: test_lsq2_ridgecv_chooses_the_official_alpha); the solution at that alpha
     "ridgecv": ("ridge", {"alpha": 1e-6}, False, 1e-6),
     "lassolars.1.0e-04": ("lassolars", {"alpha": 1e-4}, False, 1e-4),
     "dlasso.read": ("dlasso", {"alpha": 1e-4, "normalize": True}, False, 1e-8),
@@ -438,3 +439,32 @@ def test_lsq2_solver_variants_reproduce_official_fits(variant, lsq2_rows):
     assert np.abs(result.x - x_ref).max() <= tol * scale
     assert result.rmse == pytest.approx(rmse_ref, rel=1e-4)
     assert result.info["nvars"] == nvars_ref
+
+
+@pytest.mark.slow
+def test_lsq2_ridgecv_chooses_the_official_alpha(lsq2_rows):
+    """ridgecv: chimes_lsq.py's ``RidgeCV(alphas, fit_intercept=False, cv=4)`` over 4 contiguous row folds of the
+    unweighted A (charge-constraint rows included, last) picked alpha = 1e-6 (the file's header); ours picks the
+    same, with every fold's R^2 equal to scikit-learn's ``cross_val_score`` of ``Ridge`` (measured 9e-10 relative;
+    one fold, the last, scores about -1e4: the fits of the other folds extrapolate badly there), and its final
+    solution is the official one (the ridgecv entry of LSQ2_VARIANTS)."""
+    import re
+
+    from sklearn.linear_model import Ridge
+    from sklearn.model_selection import cross_val_score
+
+    from aiida_chimes.chimes.solvers import RIDGECV_ALPHAS, kfold_bounds, ridge_cv_alpha
+
+    got, _ = lsq2_rows
+    text = gzip.open(LSQ / "lsq2" / "correct_output" / "params.ridgecv.txt.gz", "rt").read()
+    assert float(re.search(r"^! ridge CV alpha =\s+(\S+)", text, re.M).group(1)) == 1e-6
+    folds = []
+    for start, stop in kfold_bounds(len(got.b), 4):
+        fs = FitSystem(got.A.shape[1])
+        fs.add_rows(got.A[start:stop], got.b[start:stop], got.classes[start:stop])
+        folds.append(fs)
+    alpha, scores = ridge_cv_alpha(folds)
+    assert alpha == 1e-6
+    for i, a in enumerate(RIDGECV_ALPHAS):
+        ref = cross_val_score(Ridge(alpha=a, fit_intercept=False), got.A, got.b, cv=4)
+        np.testing.assert_allclose(scores[i], ref, rtol=1e-8)  # sklearn: normal equations, rcond 1e-16

@@ -47,6 +47,29 @@ def test_lsq_then_solve_reproduces_official_fitcoul_outputs(tmp_path):
     charges = [float(ln.split()[-1]) for ln in text.splitlines() if ln.startswith("q_")]
     np.testing.assert_allclose(charges, [73.661612941453, 18.415406762994, -36.830814346015], rtol=1e-10)
 
+    # ridgecv (chimes_lsq.py: RidgeCV(8 alphas, fit_intercept=False, cv=4) on A): the same alpha and x as sklearn
+    import warnings
+
+    from sklearn.linear_model import RidgeCV
+
+    from aiida_chimes.chimes.solvers import RIDGECV_ALPHAS
+
+    solve = _tool("chimes-solve")
+    subprocess.run([solve, "--algorithm", "ridgecv", "--test_suite", "true", "--output", "params.ridgecv.txt",
+                    "--stats", "ridgecv.json"], cwd=tmp_path, check=True, capture_output=True)
+    A = np.load(tmp_path / "A.npy")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # sklearn warns about the conditioning of its normal equations
+        ref = RidgeCV(alphas=RIDGECV_ALPHAS, fit_intercept=False, cv=4).fit(A, b_ref)
+    text = (tmp_path / "params.ridgecv.txt").read_text()
+    assert "! ridge CV regression used" in text and f"! ridge CV alpha = {ref.alpha_:11.4e}" in text
+    x = read_test_suite_params(tmp_path / "test_suite_params.txt")
+    np.testing.assert_allclose(x, ref.coef_, rtol=0, atol=1e-7 * np.abs(ref.coef_).max())
+    # the compact system no longer knows the row order the folds need: a clear error, exit 2
+    run = subprocess.run([solve, "--system", "fit_system.npz", "--algorithm", "ridgecv"], cwd=tmp_path,
+                         capture_output=True, text=True)
+    assert run.returncode == 2 and "ridgecv needs the rows in their order" in run.stderr
+
 
 def test_two_mpi_ranks_give_the_same_fitcoul_system(tmp_path):
     """Frames split over 2 ranks, the charge-constraint rows added by the last rank: the same system as 1 rank."""
