@@ -40,6 +40,11 @@ weighted A are the test references:
     Gram matrix, smaller components are lost in rounding) is skipped while the active set is unchanged
     (``info['degenerate_skipped']``).
 
+``ridgecv`` (chimes_lsq.py; :func:`ridge_cv_alpha`, not a ``solve`` algorithm)
+    ridge with the alpha of :data:`RIDGECV_ALPHAS` whose K-fold cross-validation R^2 is best; the folds are
+    contiguous row blocks (:func:`kfold_bounds`), so they need the rows in order: ``chimes-solve`` offers it in
+    interop mode only.
+
 ``normalize=True`` (DLARS/DLASSO ``--normalize=y``): every column of the weighted A is centred (its mean over
 all rows subtracted) and scaled to unit Euclidean norm, and wb is centred; the solver runs on that problem
 and the coefficients are mapped back to the original columns, ``x_j = x'_j / ||wA_j - mean_j||``.  The
