@@ -30,7 +30,7 @@ from numba import njit
 from .basis import chebyshev, cutoff, morse_scaling
 from .clusters import filter_neighbors, half_neighbor_list, wrap_and_replicate
 from .evaluate import ChimesModel, _separation
-from .ewald import coulomb_force_columns
+from .ewald import coulomb_force_columns, orthorhombic_lengths
 from .fit_basis import column_layout
 from .params import ChimesParams
 from .units import GPA_PER_KCALMOL_A3_LSQ
@@ -43,17 +43,6 @@ _DIAG_INDEX = ((0, 0), (1, 1), (2, 2))
 _XYZF_STRESS = ((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2))
 
 FORCE, ENERGY, STRESS, CONSTRAINT = 0, 1, 2, 3
-
-
-def orthorhombic_lengths(cell) -> np.ndarray:
-    """Box lengths of an orthorhombic cell; chimes_lsq's Ewald sum (FITCOUL) knows no other cells."""
-    cell = np.asarray(cell, dtype=np.float64).reshape(3, 3)
-    off = cell - np.diag(np.diag(cell))
-    lengths = np.diag(cell).copy()
-    if np.any(np.abs(off) > 1e-10 * np.abs(lengths).max()) or np.any(lengths <= 0):
-        raise ValueError("FITCOUL true needs orthorhombic cells (chimes_lsq's Ewald sum takes box lengths only); "
-                         f"this frame's cell is {cell.tolist()}")
-    return lengths
 
 
 @dataclass

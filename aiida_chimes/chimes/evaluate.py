@@ -25,7 +25,7 @@ from numba import njit, prange
 
 from .basis import FCUT_CUBIC, FCUT_TERSOFF, chebyshev, cutoff, morse_scaling, penalty
 from .clusters import filter_neighbors, half_neighbor_list, wrap_and_replicate
-from .ewald import coulomb_pair_terms
+from .ewald import coulomb_pair_terms, orthorhombic_lengths
 from .params import ChimesParams, read_params
 
 #: Work is split into this many fixed chunks of atoms, each with its own accumulators, reduced in a fixed
@@ -302,12 +302,13 @@ class ChimesModel:
     def _add_coulomb(self, types, positions, cell, pbc, forces, virial, eatom) -> float:
         """Add the Ewald Coulomb forces, virial (this module's sign: -sum r (x) F) and per-atom energies of
         the fitted charge products; return the Coulomb energy."""
-        lengths = np.diag(cell).copy()
-        off = cell - np.diag(lengths)
-        if not pbc.all() or np.abs(off).max() > 1e-10 * max(float(np.abs(lengths).max()), 1.0):
-            raise ValueError(f"{self.params.source}: the Coulomb part of a FITCOUL model (Ewald sum) needs a "
-                             "fully periodic orthorhombic cell; got "
-                             + (f"pbc {pbc.tolist()}" if not pbc.all() else f"cell {cell.tolist()}"))
+        what = f"{self.params.source}: the Coulomb part of a FITCOUL model (Ewald sum)"
+        if not pbc.all():
+            raise ValueError(f"{what} needs a fully periodic cell; got pbc {pbc.tolist()}")
+        try:
+            lengths = orthorhombic_lengths(cell)
+        except ValueError as exc:
+            raise ValueError(f"{what}: {exc}") from None
         qq = self.charge_products
         terms = coulomb_pair_terms(positions, lengths, types, self.pair_of, len(qq))
         forces += terms.forces @ qq

@@ -76,6 +76,17 @@ def _check_lengths(lengths) -> np.ndarray:
     return L
 
 
+def orthorhombic_lengths(cell) -> np.ndarray:
+    """Box lengths of an orthorhombic cell (rows = lattice vectors); chimes_lsq's Ewald sum knows no other cells."""
+    cell = np.asarray(cell, dtype=np.float64).reshape(3, 3)
+    off = cell - np.diag(np.diag(cell))
+    lengths = np.diag(cell).copy()
+    if np.any(np.abs(off) > 1e-10 * np.abs(lengths).max()) or np.any(lengths <= 0):
+        raise ValueError("FITCOUL true needs orthorhombic cells (chimes_lsq's Ewald sum takes box lengths only); "
+                         f"this cell is {cell.tolist()}")
+    return lengths
+
+
 def _count_octant(kmax: int, nsq_max: int) -> int:
     n = np.arange(kmax + 1)
     nsq = n[:, None, None] ** 2 + n[None, :, None] ** 2 + n[None, None, :] ** 2
@@ -134,17 +145,7 @@ def ewald_parameters(natoms: int, lengths, accuracy: float = 1e-6) -> EwaldParam
 @njit(cache=True)
 def _half_kvectors(kmax, nsq_max):
     """Integer k-vectors of one half space (first nonzero component positive) with 0 < |n|^2 < nsq_max."""
-    count = 0
-    for nx in range(0, kmax + 1):
-        for ny in range(-kmax, kmax + 1):
-            for nz in range(-kmax, kmax + 1):
-                nsq = nx * nx + ny * ny + nz * nz
-                if nsq == 0 or nsq >= nsq_max:
-                    continue
-                if nx == 0 and (ny < 0 or (ny == 0 and nz < 0)):
-                    continue
-                count += 1
-    out = np.empty((count, 3), dtype=np.int64)
+    out = np.empty(((kmax + 1) * (2 * kmax + 1) ** 2, 3), dtype=np.int64)
     m = 0
     for nx in range(0, kmax + 1):
         for ny in range(-kmax, kmax + 1):
@@ -158,7 +159,7 @@ def _half_kvectors(kmax, nsq_max):
                 out[m, 1] = ny
                 out[m, 2] = nz
                 m += 1
-    return out
+    return out[:m].copy()
 
 
 @njit(cache=True)

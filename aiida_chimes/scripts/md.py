@@ -113,11 +113,16 @@ def _read_inputs(settings_path: str, folder: str):
             _ = calc.params.charge_products  # raises when a pair has no charge-product line
         except ValueError as exc:
             raise MDInputError(f"{PARAMS}: {str(exc).split(': ', 1)[-1]}") from None
-        cell = atoms.cell.array
-        if not atoms.pbc.all() or np.abs(cell - np.diag(np.diag(cell))).max() > 1e-10 * np.abs(cell).max():
-            raise MDInputError(f"{STRUCTURE}: {PARAMS} has fitted charges (FITCOUL true), whose Ewald Coulomb sum "
-                               "needs a fully periodic orthorhombic cell; this structure has "
-                               + (f"pbc {atoms.pbc.tolist()}" if not atoms.pbc.all() else f"cell {cell.tolist()}"))
+        from aiida_chimes.chimes.ewald import orthorhombic_lengths
+
+        what = (f"{STRUCTURE}: {PARAMS} has fitted charges (FITCOUL true), whose Ewald Coulomb sum needs a fully "
+                "periodic orthorhombic cell")
+        if not atoms.pbc.all():
+            raise MDInputError(f"{what}; this structure has pbc {atoms.pbc.tolist()}")
+        try:
+            orthorhombic_lengths(atoms.cell.array)
+        except ValueError as exc:
+            raise MDInputError(f"{what}: {exc}") from None
     missing = sorted(set(atoms.get_chemical_symbols()) - set(calc.params.symbols))
     if missing:
         raise MDInputError(f"{STRUCTURE}: elements {missing} are not in {PARAMS} (it has {calc.params.symbols}); "

@@ -16,11 +16,8 @@ from aiida_chimes.chimes.ewald import (
     ewald_parameters,
     explicit_ewald_parameters,
 )
+from tests.chimes.test_ewald import MADELUNG_NACL, NPAIRS, PAIR_OF, _converged  # AA = 0, BB = 1, AB = 2
 
-# two atom types, three pair types: AA = 0, BB = 1, AB = 2
-PAIR_OF = np.array([[0, 2], [2, 1]])
-NPAIRS = 3
-MADELUNG_NACL = 1.74756459463318
 BOX = np.array([6.0, 7.0, 8.0])
 # fixed split for the finite-difference tests: alpha rcut = 5.6, so erfc(alpha rcut) ~ 1e-15 and the sharp
 # real-space cut adds no visible jump when a pair crosses rcut
@@ -38,13 +35,6 @@ def _random_cell(counts, lengths, seed, rmin=1.2):
         if all(np.linalg.norm((x - y) - L * np.round((x - y) / L)) >= rmin for y in pos):
             pos.append(x)
     return np.array(pos), types
-
-
-def _converged(lengths, alpha, tol_exp=32.0):
-    """Explicit parameters whose real and reciprocal tails are both below ~exp(-tol_exp), without |n|^2 bound."""
-    rc = math.sqrt(tol_exp) / alpha
-    kmax = math.ceil(2 * alpha * math.sqrt(tol_exp) * max(lengths) / (2 * math.pi))
-    return explicit_ewald_parameters(lengths, alpha, rc, kmax, nsq_max=3 * kmax**2 + 1)
 
 
 def _rocksalt(a):
