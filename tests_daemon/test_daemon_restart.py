@@ -38,7 +38,8 @@ def test_campaign_survives_daemon_restart(started_daemon_client, codes):
 
     _wait(some_calcjob_done, 300, "a finished CalcJob", node)
     assert not node.is_terminated, "the campaign finished before the daemon could be restarted"
-    started_daemon_client.restart_daemon(wait=True)
+    # a worker busy in a numba kernel can take longer than the default 2 s client timeout to stop (seen on 2 cores)
+    started_daemon_client.restart_daemon(wait=True, timeout=120)
     _wait(lambda: node.is_terminated, 900, "the end of the campaign", node)
     assert node.is_finished_ok, (node.exit_status, node.exit_message)
 
