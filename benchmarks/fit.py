@@ -656,14 +656,12 @@ def solve_runs(args, work: Path, system_path: Path, nframes: int) -> dict:
         f"{rel(x_skp, x_sk):.1e}",
         flush=True,
     )
-    from aiida_chimes.chimes import solvers as _solvers
+    from aiida_chimes.chimes.gram import weighted_gram
 
-    compact_gram_s = None
-    if hasattr(_solvers, "_weighted_gram"):  # private: informative only (the Gram matrix of the lassolars path)
-        quiet()
-        _, m_cg = timed(lambda: _solvers._weighted_gram(prepared, False), args.repeat)
-        compact_gram_s = best(m_cg).wall
-        print(f"[solve] compact Gram matrix from the class factors alone: {compact_gram_s:.2f} s", flush=True)
+    quiet()
+    _, m_cg = timed(lambda: weighted_gram(prepared, False), args.repeat)
+    compact_gram_s = best(m_cg).wall
+    print(f"[solve] compact Gram matrix from the class factors alone: {compact_gram_s:.2f} s", flush=True)
     kinds = sorted({f"{w.category.__name__}: {str(w.message).splitlines()[0][:120]}" for w in caught})
     out["lasso"] = {
         "alpha": alpha,

@@ -69,11 +69,12 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from numba import get_num_threads, njit, prange
+from numba import njit
 from scipy.linalg import solve_triangular, svd
 from scipy.linalg.lapack import dtpqrt
 
 from .fit_system import CLASSES, STREAMS, FitSystem
+from .gram import cached_gram
 
 __all__ = ["ALGORITHMS", "ALIASES", "FitResult", "NONZERO_THRESHOLD", "predict", "solve"]
 
@@ -171,7 +172,7 @@ def solve(system, algorithm="svd", eps=1.0e-5, alpha=1.0e-4, normalize=False, ma
     scale = np.ones(M)
     if method in ("lassolars", "lars"):
         # the path needs only A^T A and A^T b: formed from the class factors, no triangle of A
-        G, mean = _cached_gram(system, centred=bool(normalize))
+        G, mean = cached_gram(system, centred=bool(normalize))
         c0 = G[:M, M].copy()
         if normalize:
             G = G.copy()  # scaled below; the cached matrix stays as formed
@@ -411,183 +412,6 @@ def _solve_lasso_cd(R, z, rho, N, alpha, max_iter, tol):
         "duality_gap": float(gap / N),
         "objective": float(primal / N),
     }
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Gram matrix of the weighted system, from the class factors
-# ----------------------------------------------------------------------------------------------------------
-#: A class with n rows has only ~n meaningful factor rows; the others hold rounding debris of the folds, down
-#: to subnormal numbers (which make BLAS calls many times slower).  When the Gram matrix is formed, a factor row
-#: whose entries are all at most ``_DEBRIS_ROW`` times the largest entry of their column (which is at most the
-#: column's norm |A_j|) is left out, changing ``G_jk`` by at most ``K * 1e-24 |A_j| |A_k|``, and entries at most
-#: ``_DEBRIS_ENTRY`` times it are taken as zeros (at most ``sqrt(K) * 1e-20 |A_j| |A_k|``): both far below the
-#: rounding error of ``G_jk`` itself, ``~ eps |A_j| |A_k|``.
-_DEBRIS_ROW = 1.0e-12
-_DEBRIS_ENTRY = 1.0e-20
-#: A class with at least as many rows as columns is taken as a whole triangle unless its factor holds entries
-#: below this magnitude (then it is cleaned as above).
-_TINY = 1.0e-150
-#: Column block of the triangular Gram products (BLAS-3 calls on the non-zero rows of each block).
-_GRAM_BLOCK = 384
-
-
-@njit(cache=True)
-def _column_chunks(n, nchunks):  # pragma: no cover - numba
-    """Bounds of ``nchunks`` ranges of the columns of an n x n upper triangle holding about equal areas."""
-    bounds = np.zeros(nchunks + 1, dtype=np.int64)
-    for t in range(1, nchunks):
-        bounds[t] = min(n, int(n * math.sqrt(t / nchunks)))
-    bounds[nchunks] = n
-    return bounds
-
-
-@njit(cache=True, parallel=True)
-def _factor_rows(F, row_rel, entry_rel, nchunks):  # pragma: no cover - numba
-    """For T = F[1:, 1:] (F a Fortran-ordered upper-triangular factor): the largest magnitude in each column of
-    T, the rows of T holding an entry above ``row_rel`` times the largest of its column, and whether a non-zero
-    entry lies at or below ``entry_rel`` times it.  ``nchunks`` column ranges of equal area in parallel, each
-    marking rows in its own array."""
-    n = F.shape[0] - 1
-    bounds = _column_chunks(n, nchunks)
-    cmax = np.zeros(n)
-    marks = np.zeros((nchunks, n), dtype=np.bool_)
-    nsmall = np.zeros(nchunks, dtype=np.int64)
-    for t in prange(nchunks):
-        live = marks[t]
-        for j in range(bounds[t], bounds[t + 1]):
-            col = F[1 : j + 2, j + 1]
-            big = 0.0
-            for i in range(j + 1):
-                big = max(big, abs(col[i]))
-            cmax[j] = big
-            bound = row_rel * big
-            small = entry_rel * big
-            count = 0
-            for i in range(j + 1):  # the column is still in cache
-                v = abs(col[i])
-                live[i] = live[i] | (v > bound)
-                count += (v != 0.0) & (v <= small)
-            nsmall[t] += count
-    live = np.zeros(n, dtype=np.bool_)
-    for t in range(nchunks):
-        for i in range(n):
-            live[i] = live[i] | marks[t, i]
-    return cmax, live, nsmall.sum() > 0
-
-
-@njit(cache=True, parallel=True)
-def _count_tiny(F, tiny):  # pragma: no cover - numba
-    """Number of non-zero entries below ``tiny`` in magnitude in the upper triangle of F (Fortran order)."""
-    count = 0
-    for j in prange(F.shape[1]):
-        col = F[: j + 1, j]
-        c = 0
-        for i in range(j + 1):
-            v = abs(col[i])
-            c += (v != 0.0) & (v < tiny)
-        count += c
-    return count
-
-
-@njit(cache=True)
-def _gather_rows(T, rows, cmax, rel):  # pragma: no cover - numba
-    """Fortran-ordered copy of the given rows of T, entries at or below ``rel * cmax`` (per column) zeroed."""
-    n = T.shape[1]
-    m = rows.shape[0]
-    B = np.zeros((n, m)).T
-    for j in range(n):
-        bound = rel * cmax[j]
-        for r in range(m):
-            v = T[rows[r], j]
-            if abs(v) > bound:
-                B[r, j] = v
-    return B
-
-
-def _gram_blocks(G, parts):
-    """Set the upper triangle (and the diagonal blocks) of G to ``sum scale * B^T B`` over ``parts`` = (B,
-    triangular, scale), block row by block row (the block row of G stays in cache across the parts).
-
-    ``triangular``: B is upper triangular, so block [b0, b1) of its columns has non-zero rows < b1 only and its
-    product costs n^3/3 flops instead of n^3.
-    """
-    n = G.shape[1]
-    buf = np.empty((_GRAM_BLOCK, n)) if len(parts) > 1 else None
-    for b0 in range(0, n, _GRAM_BLOCK):
-        b1 = min(n, b0 + _GRAM_BLOCK)
-        out = G[b0:b1, b0:]
-        for i, (B, triangular, scale) in enumerate(parts):
-            rows = slice(0, b1) if triangular else slice(None)
-            P = out if i == 0 else buf[: b1 - b0, : n - b0]
-            np.matmul(B[rows, b0:b1].T, B[rows, b0:], out=P)
-            if scale != 1.0:
-                P *= scale
-            if i:
-                out += P
-
-
-def _weighted_gram(system, centred):
-    """Gram matrix ((M+1) x (M+1), C order) of the weighted ``[wA | wb]`` of all rows, and the column means.
-
-    Only the upper triangle is meaningful (the lower one is not formed): the LARS path mirrors the rows it uses.
-    Formed from the class factors, without combining them into the triangle of A (a (2/3) K^3 fold per class):
-    for the factor F_c of ``[1 | wA | wb]`` of class c (n_c rows), ``F_c[1:, 1:]`` is the factor of the
-    class-centred columns and ``F_c[0, 1:] / F_c[0, 0]`` their class means m_c, so
-    ``[wA | wb]^T [wA | wb] = sum_c F_c[1:, 1:]^T F_c[1:, 1:] + sum_c n_c m_c m_c^T``, and with the columns
-    centred over all rows (mean m) the second sum becomes ``sum_c n_c (m_c - m)(m_c - m)^T`` (no cancellation).
-    A class with few rows has few meaningful factor rows (see ``_DEBRIS_ROW``): those are stacked with the rows
-    ``sqrt(n_c) (m_c - m)`` into one matrix B and added as B^T B; the other classes as triangles.
-    """
-    n1 = system.ncols + 1
-    parts, stacked, counts, means = [], [], [], []
-    nrows = system.nrows
-    for c, name in enumerate(CLASSES):
-        n = int(nrows[name])
-        if n == 0:
-            continue
-        F, w = system.scaled_factor(c)
-        if not F.flags.f_contiguous:  # pragma: no cover - the fit system keeps Fortran-ordered factors
-            F = np.asfortranarray(F)
-        counts.append(float(n))
-        means.append(w * (F[0, 1:] / F[0, 0]))
-        T = F[1:, 1:]
-        if n >= n1 and not _count_tiny(F, _TINY):
-            parts.append((T, True, w * w))  # as many rows as columns and no debris: the whole triangle
-            continue
-        cmax, live, flushed = _factor_rows(F, _DEBRIS_ROW, _DEBRIS_ENTRY, get_num_threads())
-        rows = np.flatnonzero(live)
-        if 3 * rows.size < n1:  # rows.size n1^2 flops instead of n1^3 / 3
-            B = _gather_rows(T, rows, cmax, _DEBRIS_ENTRY)
-            if w != 1.0:
-                B *= w
-            stacked.append(B)
-        else:
-            if flushed:
-                T = _gather_rows(T, np.arange(n1), cmax, _DEBRIS_ENTRY)
-            parts.append((T, True, w * w))
-    G = np.zeros((n1, n1))
-    if not counts:
-        return G, np.zeros(n1)
-    counts = np.asarray(counts)
-    means = np.asarray(means)
-    mean = counts @ means / counts.sum()
-    stacked.append((means - mean if centred else means) * np.sqrt(counts)[:, None])
-    parts.append((np.vstack(stacked), False, 1.0))
-    _gram_blocks(G, parts)
-    return G, mean
-
-
-def _cached_gram(system, centred):
-    """:func:`_weighted_gram`, kept in the system's cache (dropped when rows are added): an alpha scan or a second
-    LARS solve on the same system skips the O(M^3) formation.  The cached array itself is returned: the path only
-    mirrors the upper triangle into the lower one (the same values every time); a caller that changes entries
-    must work on a copy."""
-    key = ("gram", bool(centred))
-    cache = system._cache
-    if key not in cache:
-        G, mean = _weighted_gram(system, centred)
-        cache[key], cache[("gram_mean", bool(centred))] = G, mean
-    return cache[key], cache[("gram_mean", bool(centred))].copy()
 
 
 def _centred_sumsq(system, x):

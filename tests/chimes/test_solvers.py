@@ -203,33 +203,6 @@ def test_lars_skips_degenerate_columns(eps, skipped):
     assert (x[1] == 0.0) == skipped
 
 
-@pytest.mark.parametrize("centred", [False, True])
-def test_gram_from_class_factors(centred):
-    """The Gram matrix of [wA | wb] from the class factors (few-row classes by their non-zero factor rows)."""
-    from aiida_chimes.chimes.solvers import _centred_sumsq, _weighted_gram
-
-    rng = np.random.default_rng(8)
-    N, M = 700, 90
-    A = rng.standard_normal((N, M)) * rng.uniform(0.1, 5.0, M) + rng.uniform(-3.0, 3.0, M)
-    b = A @ rng.standard_normal(M) + rng.standard_normal(N) + 4.0
-    classes = np.zeros(N, dtype=int)
-    classes[:7] = 1  # 7 energy rows: fewer than K / 3 factor rows
-    classes[7:40] = 2  # 33 stress rows
-    w = rng.uniform(0.3, 3.0, N)
-    p = Problem(A, b, classes, w)
-    Ab = np.column_stack([p.Aw, p.bw])
-    if centred:
-        Ab = Ab - Ab.mean(axis=0)
-    G, mean = _weighted_gram(p.system, centred)
-    ref = Ab.T @ Ab
-    upper = np.triu(np.ones_like(G, dtype=bool))  # only the upper triangle is formed
-    assert np.max(np.abs(G - ref)[upper]) < 1e-12 * np.max(np.abs(ref))
-    assert np.allclose(mean, np.column_stack([p.Aw, p.bw]).mean(axis=0), rtol=1e-12, atol=1e-12)
-    x = rng.standard_normal(M)
-    r = p.Aw @ x - p.bw
-    assert _centred_sumsq(p.system, x) == pytest.approx(np.sum((r - r.mean()) ** 2), rel=1e-11)
-
-
 @pytest.mark.parametrize("alpha", [0.1, 0.003])
 def test_lassolars_rank_deficient(deficient, alpha):
     p = deficient

@@ -1,0 +1,264 @@
+"""The Gram matrix ``[wA | wb]^T [wA | wb]`` of a fit system, formed from its class factors.
+
+The LARS/LASSO-LARS path (:mod:`.solvers`) needs only G = (wA)^T wA and (wA)^T wb.  They are formed from the
+per-class triangular factors of the :class:`~aiida_chimes.chimes.fit_system.FitSystem` without combining the
+classes into one triangle first: a class with many rows contributes ``T^T T`` of its whole triangle T, by the
+LAPACK triangular product ``dlauum`` (n^3/3 flops, about twice the speed of blocked general products on the
+triangle), a class with few rows contributes its few meaningful factor rows B as ``B^T B`` (``dsyrk``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import get_num_threads, njit, prange
+from scipy.linalg.blas import dsyrk
+from scipy.linalg.lapack import dlauum
+
+from .fit_system import CLASSES
+
+__all__ = ["cached_gram", "weighted_gram"]
+
+#: A class with n rows has only ~n meaningful factor rows; the others hold rounding debris of the folds, down
+#: to subnormal numbers (which make BLAS calls many times slower).  When the Gram matrix is formed, a factor row
+#: whose entries are all at most ``_DEBRIS_ROW`` times the largest entry of their column (which is at most the
+#: column's norm |A_j|) is left out, changing ``G_jk`` by at most ``K * 1e-24 |A_j| |A_k|``, and entries at most
+#: ``_DEBRIS_ENTRY`` times it are taken as zeros (at most ``sqrt(K) * 1e-20 |A_j| |A_k|``): both far below the
+#: rounding error of ``G_jk`` itself, ``~ eps |A_j| |A_k|``.
+_DEBRIS_ROW = 1.0e-12
+_DEBRIS_ENTRY = 1.0e-20
+#: A class with at least as many rows as columns is taken as a whole triangle unless its factor holds entries
+#: below this magnitude (then it is cleaned as above).
+_TINY = 1.0e-150
+#: Column block of the products adding a second triangle (BLAS-3 calls on the non-zero rows of each block).
+_GRAM_BLOCK = 384
+#: Tile of the in-place index reflection after ``dlauum`` (two tiles of doubles stay in the L1/L2 caches).
+_TILE = 64
+
+
+@njit(cache=True)
+def _column_chunks(n, nchunks):  # pragma: no cover - numba
+    """Bounds of ``nchunks`` ranges of the columns of an n x n upper triangle holding about equal areas."""
+    bounds = np.zeros(nchunks + 1, dtype=np.int64)
+    for t in range(1, nchunks):
+        bounds[t] = min(n, int(n * math.sqrt(t / nchunks)))
+    bounds[nchunks] = n
+    return bounds
+
+
+@njit(cache=True, parallel=True)
+def _factor_rows(F, row_rel, entry_rel, nchunks):  # pragma: no cover - numba
+    """For T = F[1:, 1:] (F a Fortran-ordered upper-triangular factor): the largest magnitude in each column of
+    T, the rows of T holding an entry above ``row_rel`` times the largest of its column, and whether a non-zero
+    entry lies at or below ``entry_rel`` times it.  ``nchunks`` column ranges of equal area in parallel, each
+    marking rows in its own array."""
+    n = F.shape[0] - 1
+    bounds = _column_chunks(n, nchunks)
+    cmax = np.zeros(n)
+    marks = np.zeros((nchunks, n), dtype=np.bool_)
+    nsmall = np.zeros(nchunks, dtype=np.int64)
+    for t in prange(nchunks):
+        live = marks[t]
+        for j in range(bounds[t], bounds[t + 1]):
+            col = F[1 : j + 2, j + 1]
+            big = 0.0
+            for i in range(j + 1):
+                big = max(big, abs(col[i]))
+            cmax[j] = big
+            bound = row_rel * big
+            small = entry_rel * big
+            count = 0
+            for i in range(j + 1):  # the column is still in cache
+                v = abs(col[i])
+                live[i] = live[i] | (v > bound)
+                count += (v != 0.0) & (v <= small)
+            nsmall[t] += count
+    live = np.zeros(n, dtype=np.bool_)
+    for t in range(nchunks):
+        for i in range(n):
+            live[i] = live[i] | marks[t, i]
+    return cmax, live, nsmall.sum() > 0
+
+
+@njit(cache=True, parallel=True)
+def _count_tiny(F, tiny):  # pragma: no cover - numba
+    """Number of non-zero entries below ``tiny`` in magnitude in the upper triangle of F (Fortran order)."""
+    count = 0
+    for j in prange(F.shape[1]):
+        col = F[: j + 1, j]
+        c = 0
+        for i in range(j + 1):
+            v = abs(col[i])
+            c += (v != 0.0) & (v < tiny)
+        count += c
+    return count
+
+
+@njit(cache=True)
+def _gather_rows(T, rows, cmax, rel):  # pragma: no cover - numba
+    """Fortran-ordered copy of the given rows of T, entries at or below ``rel * cmax`` (per column) zeroed."""
+    n = T.shape[1]
+    m = rows.shape[0]
+    B = np.zeros((n, m)).T
+    for j in range(n):
+        bound = rel * cmax[j]
+        for r in range(m):
+            v = T[rows[r], j]
+            if abs(v) > bound:
+                B[r, j] = v
+    return B
+
+
+@njit(cache=True, parallel=True)
+def _reversed_lower(T, factor, out):  # pragma: no cover - numba
+    """``out = factor * P T P`` (P reverses the index order; T upper triangular, so the result is lower
+    triangular) with the strictly upper part zeroed; out is Fortran-ordered, filled column by column."""
+    n = T.shape[0]
+    for j in prange(n):
+        src = n - 1 - j
+        for i in range(j):
+            out[i, j] = 0.0
+        for i in range(j, n):
+            out[i, j] = factor * T[n - 1 - i, src]
+
+
+@njit(cache=True, parallel=True)
+def _anti_transpose_upper(X, tile):  # pragma: no cover - numba
+    """In place, on the upper triangle of the C-ordered square X: ``X[a, b] <-> X[n-1-b, n-1-a]`` (the
+    reflection about the anti-diagonal, which maps the upper triangle onto itself).
+
+    With ``Y[a, c] = X[a, n-1-c]`` it is the transpose of Y on the region a + c <= n - 1; done in square tiles
+    (both tiles of a swap stay in cache), the tile rows interleaved so that the two threads get equal work.
+    """
+    n = X.shape[0]
+    nt = (n + tile - 1) // tile
+    for p in prange(nt):
+        ti = p // 2 if p % 2 == 0 else nt - 1 - p // 2
+        a0 = ti * tile
+        a1 = min(n, a0 + tile)
+        for tj in range(ti, nt):
+            c0 = tj * tile
+            if a0 + c0 > n - 1:
+                break
+            c1 = min(n, c0 + tile)
+            for a in range(a0, a1):
+                first = c0 if tj > ti else a + 1
+                last = min(c1, n - a)  # c <= n - 1 - a
+                for c in range(first, last):
+                    b = n - 1 - c
+                    v = X[a, b]
+                    X[a, b] = X[c, n - 1 - a]
+                    X[c, n - 1 - a] = v
+
+
+def _triangle_gram(T, scale):
+    """``scale * T^T T`` for the upper-triangular T (n x n): a new C-ordered array, upper triangle formed
+    (the strictly lower one holds zeros).
+
+    LAPACK forms ``L^T L`` for a lower-triangular L (``dlauum``, n^3/3 flops); with P the index reversal,
+    L = P T P is lower triangular and ``T^T T = P (L^T L) P``.  ``dlauum`` leaves ``L^T L`` in the lower triangle
+    of the Fortran-ordered work array, i.e. in the upper triangle of its C-ordered transpose, where the
+    reflection ``P . P`` becomes the anti-transpose (:func:`_anti_transpose_upper`), done in place.
+    """
+    n = T.shape[0]
+    work = np.empty((n, n), order="F")
+    _reversed_lower(T, math.sqrt(scale), work)  # scale = w^2 >= 0
+    out, info = dlauum(work, lower=1, overwrite_c=1)
+    if info != 0:  # pragma: no cover - LAPACK argument errors only
+        raise RuntimeError(f"LAPACK dlauum failed (info={info})")
+    G = out.T  # C-ordered view: the upper triangle holds L^T L
+    _anti_transpose_upper(G, _TILE)
+    return G
+
+
+def _add_triangle_blocks(G, T, scale):
+    """Add ``scale * T^T T`` (T upper triangular) to the upper triangle of the C-ordered G, block row by block
+    row: block [b0, b1) of T's columns has non-zero rows < b1 only (n^3/3 flops)."""
+    n = G.shape[1]
+    buf = np.empty((_GRAM_BLOCK, n))
+    for b0 in range(0, n, _GRAM_BLOCK):
+        b1 = min(n, b0 + _GRAM_BLOCK)
+        P = buf[: b1 - b0, : n - b0]
+        np.matmul(T[:b1, b0:b1].T, T[:b1, b0:], out=P)
+        if scale != 1.0:
+            P *= scale
+        m = b1 - b0
+        G[b0:b1, b1:] += P[:, m:]
+        G[b0:b1, b0:b1] += np.triu(P[:, :m])  # the strictly lower triangle of G stays zero
+
+
+def _add_rows(G, B):
+    """Add ``B^T B`` to the upper triangle of the C-ordered G (``dsyrk`` on its Fortran-ordered transpose)."""
+    if B.shape[0] == 0:
+        return
+    out = dsyrk(1.0, np.asfortranarray(B), beta=1.0, c=G.T, trans=1, lower=1, overwrite_c=1)
+    if not np.shares_memory(out, G):  # pragma: no cover - f2py copies only non-contiguous arrays
+        G.T[...] = np.tril(out)
+
+
+def weighted_gram(system, centred):
+    """Gram matrix ((M+1) x (M+1), C order) of the weighted ``[wA | wb]`` of all rows, and the column means.
+
+    Only the upper triangle is meaningful (the strictly lower one holds zeros): the LARS path mirrors the rows
+    it uses.  For the factor F_c of ``[1 | wA | wb]`` of class c (n_c rows), ``F_c[1:, 1:]`` is the factor of the
+    class-centred columns and ``F_c[0, 1:] / F_c[0, 0]`` their class means m_c, so
+    ``[wA | wb]^T [wA | wb] = sum_c F_c[1:, 1:]^T F_c[1:, 1:] + sum_c n_c m_c m_c^T``, and with the columns
+    centred over all rows (mean m) the second sum becomes ``sum_c n_c (m_c - m)(m_c - m)^T`` (no cancellation).
+    A class with few rows has few meaningful factor rows (see ``_DEBRIS_ROW``): those are stacked with the rows
+    ``sqrt(n_c) (m_c - m)`` into one matrix B and added as B^T B; the other classes as whole triangles.
+    """
+    n1 = system.ncols + 1
+    triangles, stacked, counts, means = [], [], [], []
+    nrows = system.nrows
+    for c, name in enumerate(CLASSES):
+        n = int(nrows[name])
+        if n == 0:
+            continue
+        F, w = system.scaled_factor(c)
+        if not F.flags.f_contiguous:  # pragma: no cover - the fit system keeps Fortran-ordered factors
+            F = np.asfortranarray(F)
+        counts.append(float(n))
+        means.append(w * (F[0, 1:] / F[0, 0]))
+        T = F[1:, 1:]
+        if n >= n1 and not _count_tiny(F, _TINY):
+            triangles.append((T, w * w))  # as many rows as columns and no debris: the whole triangle
+            continue
+        cmax, live, flushed = _factor_rows(F, _DEBRIS_ROW, _DEBRIS_ENTRY, get_num_threads())
+        rows = np.flatnonzero(live)
+        if 3 * rows.size < n1:  # rows.size n1^2 flops instead of n1^3 / 3
+            B = _gather_rows(T, rows, cmax, _DEBRIS_ENTRY)
+            if w != 1.0:
+                B *= w
+            stacked.append(B)
+        else:
+            if flushed:
+                T = _gather_rows(T, np.arange(n1), cmax, _DEBRIS_ENTRY)
+            triangles.append((T, w * w))
+    if not counts:
+        return np.zeros((n1, n1)), np.zeros(n1)
+    if triangles:
+        G = _triangle_gram(*triangles[0])
+        for T, scale in triangles[1:]:
+            _add_triangle_blocks(G, T, scale)
+    else:
+        G = np.zeros((n1, n1))
+    counts = np.asarray(counts)
+    means = np.asarray(means)
+    mean = counts @ means / counts.sum()
+    stacked.append((means - mean if centred else means) * np.sqrt(counts)[:, None])
+    _add_rows(G, np.vstack(stacked))
+    return G, mean
+
+
+def cached_gram(system, centred):
+    """:func:`weighted_gram`, kept in the system's cache (dropped when rows are added): an alpha scan or a second
+    LARS solve on the same system skips the O(M^3) formation.  The cached array itself is returned: the path only
+    mirrors the upper triangle into the lower one (the same values every time); a caller that changes entries
+    must work on a copy."""
+    key = ("gram", bool(centred))
+    cache = system._cache
+    if key not in cache:
+        G, mean = weighted_gram(system, centred)
+        cache[key], cache[("gram_mean", bool(centred))] = G, mean
+    return cache[key], cache[("gram_mean", bool(centred))].copy()
