@@ -3,8 +3,9 @@
 The LARS/LASSO-LARS path (:mod:`.solvers`) needs only G = (wA)^T wA and (wA)^T wb.  They are formed from the
 per-class triangular factors of the :class:`~aiida_chimes.chimes.fit_system.FitSystem` without combining the
 classes into one triangle first: a class with many rows contributes ``T^T T`` of its whole triangle T, by the
-LAPACK triangular product ``dlauum`` (n^3/3 flops, about twice the speed of blocked general products on the
-triangle), a class with few rows contributes its few meaningful factor rows B as ``B^T B`` (``dsyrk``).
+LAPACK triangular product ``dlauum`` (n^3/3 flops at about 130 GFLOP/s on 2 cores, the speed of a general
+matrix product: 0.13 s for n = 3748, against 0.17 s for the same product by blocks of general products), a class
+with few rows contributes its few meaningful factor rows B as ``B^T B`` (``dsyrk``).
 """
 
 from __future__ import annotations
