@@ -11,6 +11,7 @@ with few rows contributes its few meaningful factor rows B as ``B^T B`` (``dsyrk
 from __future__ import annotations
 
 import math
+import mmap
 
 import numpy as np
 from numba import get_num_threads, njit, prange
@@ -153,6 +154,21 @@ def _anti_transpose_upper(X, tile):  # pragma: no cover - numba
                     X[c, n - 1 - a] = v
 
 
+def _prefaulted_empty(n):
+    """Uninitialised (n, n) Fortran-ordered doubles whose pages the kernel maps at once (Linux ``MAP_POPULATE``).
+
+    The Gram matrix is a fresh 112 MB for M = 3747; touching its pages one fault at a time from two threads took
+    0.14-0.23 s right after a fit system was loaded (0.01-0.02 s on a warm heap), pre-mapped 0.03 s every time.
+    Elsewhere a plain ``np.empty``.
+    """
+    populate = getattr(mmap, "MAP_POPULATE", 0)
+    nbytes = n * n * 8
+    if not populate or nbytes < (1 << 24):
+        return np.empty((n, n), order="F")
+    buf = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | populate)
+    return np.frombuffer(buf, dtype=np.float64).reshape((n, n), order="F")
+
+
 def _triangle_gram(T, scale):
     """``scale * T^T T`` for the upper-triangular T (n x n): a new C-ordered array, upper triangle formed
     (the strictly lower one holds zeros).
@@ -163,7 +179,7 @@ def _triangle_gram(T, scale):
     reflection ``P . P`` becomes the anti-transpose (:func:`_anti_transpose_upper`), done in place.
     """
     n = T.shape[0]
-    work = np.empty((n, n), order="F")
+    work = _prefaulted_empty(n)
     _reversed_lower(T, math.sqrt(scale), work)  # scale = w^2 >= 0
     out, info = dlauum(work, lower=1, overwrite_c=1)
     if info != 0:  # pragma: no cover - LAPACK argument errors only
