@@ -1188,13 +1188,11 @@ def build_report(args, info, builds, same, rows, mem, diag, solves, command, dis
         if old_solves and "solve" in (older or {}).get("superseded", []):
             ol = old_solves["lasso"]
             L.append(
-                f"Older figures, for comparison (run of {older['date']}, code {older['code']}: the LARS path then "
-                "kept a QR factorisation of the active columns and multiplied by the full triangle R at every "
-                f"step): `lassolars` at alpha = {ol['alpha']:.4g} took {ol['cold_s']:.2f} s fresh (then "
-                f"including, by an error of the script, the {old_solves['load_s']:.1f} s load of the .npz) and "
-                f"{ol['warm_s']:.2f} s prepared ({ol['steps_lassolars']} steps) against {ol['sklearn_s']:.2f} s "
-                f"for LassoLars in that run ({ol['sklearn_s'] / ol['cold_s']:.2f}x and "
-                f"{ol['sklearn_s'] / ol['warm_s']:.2f}x).\n"
+                f"Older figures, for comparison (run of {older['date']}, code {older['code']}; the Gram matrix "
+                "then formed by blocks of general matrix products): `lassolars` at alpha = "
+                f"{ol['alpha']:.4g} took {ol['cold_s']:.2f} s on a freshly loaded system and {ol['warm_s']:.2f} s "
+                f"prepared ({ol['steps_lassolars']} steps) against {ol['sklearn_s']:.2f} s for LassoLars in that run "
+                f"({ol['sklearn_s'] / ol['cold_s']:.2f}x and {ol['sklearn_s'] / ol['warm_s']:.2f}x).\n"
             )
         gram_part = la.get("compact_gram_s")
         why = (
