@@ -100,3 +100,20 @@ def test_cached_gram_is_kept_until_rows_are_added():
     G3, _ = cached_gram(p.system, False)
     assert G3 is not G1
     assert G3[0, 0] == pytest.approx(G1[0, 0] + np.sum(A[:5, 0] ** 2), rel=1e-12)
+
+
+def test_triangle_gram_premapped_work_array():
+    """n = 1500 (18 MB): the work array is pre-mapped (``MAP_POPULATE`` where Linux offers it) and dlauum works
+    on it in place."""
+    from aiida_chimes.chimes.gram import _prefaulted_empty
+
+    n = 1500
+    work = _prefaulted_empty(n)
+    assert work.shape == (n, n) and work.flags.f_contiguous and work.flags.writeable
+    rng = np.random.default_rng(0)
+    T = np.asfortranarray(np.triu(rng.standard_normal((n, n))))
+    G = _triangle_gram(T, 1.0)
+    up = _upper(G)
+    ref = T.T @ T
+    assert np.max(np.abs(G - ref)[up]) < 1e-13 * np.abs(ref).max()
+    assert not np.any(G[~up])
