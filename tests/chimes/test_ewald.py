@@ -35,19 +35,26 @@ def _random_cell(n, lengths, seed, rmin=1.0):
     return np.array(pos), np.arange(n) % 2
 
 
-def _columns_direct(pos, lengths, types, pair_of, npairs, params):
-    """Slow transcription of the definition: loops over i, j != i, explicit images and the full k set."""
-    L = np.asarray(lengths, dtype=float)
-    n = len(pos)
-    alpha, rc, kmax = params.alpha, params.rcut, params.kmax
-    s = [math.ceil(rc / La) + 1 for La in L]
-    shifts = np.array(list(itertools.product(*[range(-m, m + 1) for m in s]))) * L
-    r = np.arange(-kmax, kmax + 1)
+def _images_and_kvectors(L, params):
+    """For the direct oracles: integer image offsets covering the real-space cutoff, and the full set of
+    k-vectors 2 pi n / L with 0 < |n|^2 < nsq_max (no half-space trick), with their squared norms."""
+    s = [math.ceil(params.rcut / La) + 1 for La in L]
+    m_int = np.array(list(itertools.product(*[range(-m, m + 1) for m in s])))
+    r = np.arange(-params.kmax, params.kmax + 1)
     nv = np.array(list(itertools.product(r, r, r)))
     nsq = (nv**2).sum(axis=1)
     nv = nv[(nsq > 0) & (nsq < params.nsq_max)]
     k = 2 * np.pi * nv / L
-    ksq = (k**2).sum(axis=1)
+    return m_int, k, (k**2).sum(axis=1)
+
+
+def _columns_direct(pos, lengths, types, pair_of, npairs, params):
+    """Slow transcription of the definition: loops over i, j != i, explicit images and the full k set."""
+    L = np.asarray(lengths, dtype=float)
+    n = len(pos)
+    alpha, rc = params.alpha, params.rcut
+    m_int, k, ksq = _images_and_kvectors(L, params)
+    shifts = m_int * L
     g = 4 * np.pi / np.prod(L) * np.exp(-ksq / (4 * alpha**2)) / ksq
     out = np.zeros((n, 3, npairs))
     for i in range(n):

@@ -2,9 +2,6 @@
 double loop over images and k-vectors, per-atom-charge sums, finite differences in positions and box lengths,
 and the converged rock-salt limit (Madelung constant, virial theorem, cubic symmetry)."""
 
-import itertools
-import math
-
 import numpy as np
 import pytest
 from scipy.special import erfc
@@ -16,7 +13,13 @@ from aiida_chimes.chimes.ewald import (
     ewald_parameters,
     explicit_ewald_parameters,
 )
-from tests.chimes.test_ewald import MADELUNG_NACL, NPAIRS, PAIR_OF, _converged  # AA = 0, BB = 1, AB = 2
+from tests.chimes.test_ewald import (  # AA = 0, BB = 1, AB = 2
+    MADELUNG_NACL,
+    NPAIRS,
+    PAIR_OF,
+    _converged,
+    _images_and_kvectors,
+)
 
 BOX = np.array([6.0, 7.0, 8.0])
 # fixed split for the finite-difference tests: alpha rcut = 5.6, so erfc(alpha rcut) ~ 1e-15 and the sharp
@@ -58,16 +61,9 @@ def _direct(pos, lengths, types, pair_of, npairs, params):
     atom, real and reciprocal alike; the self term goes to its atom)."""
     L = np.asarray(lengths, dtype=float)
     n = len(pos)
-    alpha, rc, kmax = params.alpha, params.rcut, params.kmax
-    s = [math.ceil(rc / La) + 1 for La in L]
-    m_int = np.array(list(itertools.product(*[range(-m, m + 1) for m in s])))
+    alpha, rc = params.alpha, params.rcut
+    m_int, k, ksq = _images_and_kvectors(L, params)
     shifts = m_int * L
-    r = np.arange(-kmax, kmax + 1)
-    nv = np.array(list(itertools.product(r, r, r)))
-    nsq = (nv**2).sum(axis=1)
-    nv = nv[(nsq > 0) & (nsq < params.nsq_max)]
-    k = 2 * np.pi * nv / L
-    ksq = (k**2).sum(axis=1)
     g = 2 * np.pi / np.prod(L) * np.exp(-ksq / (4 * alpha**2)) / ksq
     kk = np.eye(3)[None] - 2 * k[:, :, None] * k[:, None, :] * (1 / ksq + 1 / (4 * alpha**2))[:, None, None]
     forces = np.zeros((n, 3, npairs))
