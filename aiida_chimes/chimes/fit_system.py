@@ -46,7 +46,10 @@ import json
 from pathlib import Path
 
 import numpy as np
+from scipy.linalg import qr
 from scipy.linalg.lapack import dtpqrt
+
+from .factor_debris import meaningful_rows
 
 __all__ = ["CLASSES", "FORMAT_VERSION", "FitSystem", "predict"]
 
@@ -88,23 +91,43 @@ def _fold(F, B, triangular=False):
 _TINY = 1.0e-300
 
 
+def _fold_few(F, B):
+    """Factor of ``[F; B]`` when fewer rows than columns are behind it: the QR of the meaningful rows of F and
+    the rows B, m < K rows by m reflectors (2 m^2 K flops), written into F's array (its other rows zero).
+
+    Folding them into the K x K triangle instead (``_fold``) would run K reflectors through the rank-deficient
+    block, which leaves rounding debris in every row, decaying to subnormal numbers (10 times slower, and every
+    later fold, merge and Gram matrix has to work through it).
+    """
+    K = F.shape[0]
+    C = np.vstack([meaningful_rows(F), B])
+    C = C[np.any(C != 0.0, axis=1)]  # the first fold: F (and so its row 0) is zero
+    if C.shape[0] >= K:
+        return _fold(F, np.asfortranarray(B))
+    R = qr(C, mode="r", overwrite_a=True, check_finite=False)[0]
+    F[...] = 0.0
+    F[: R.shape[0]] = R
+    return F
+
+
 def _combine(F1, n1, F2, n2):
     """Factor of the rows behind F1 (n1 rows) and F2 (n2 rows).
 
-    Only the non-zero rows of a factor carry information (R^T R is the Gram matrix), and a class with few rows
-    (energies, stresses) has few of them, so they are folded as ordinary rows (2 K^2 flops each) instead of
-    merging two full triangles ((2/3) K^3 flops).
+    Only the meaningful rows of a factor carry information (R^T R is the Gram matrix), and a class with fewer rows
+    than columns (energies, stresses) has at most that many of them among K rows of rounding debris
+    (:func:`~aiida_chimes.chimes.factor_debris.meaningful_rows`), so those are folded as ordinary rows (2 K^2
+    flops each) instead of merging two full triangles ((2/3) K^3 flops).
     """
     K = F1.shape[0]
+    if n1 < K and n2 < K:
+        return _fold_few(F1, meaningful_rows(F2))
+    if n2 < K:
+        return _fold(F1, meaningful_rows(F2)) if n2 else F1
+    if n1 < K:
+        base = np.array(F2, order="F", copy=True)
+        return _fold(base, meaningful_rows(F1)) if n1 else base
     # subnormal entries (|v| < 1e-300, far below any meaningful digit) make LAPACK folds very slow: flush them
     F2 = np.where(np.abs(F2) < _TINY, 0.0, F2)
-    live2 = np.flatnonzero(np.any(F2 != 0.0, axis=1)) if n2 < K else None
-    if live2 is not None and len(live2) < K:
-        return _fold(F1, np.asfortranarray(F2[live2])) if len(live2) else F1
-    live1 = np.flatnonzero(np.any(F1 != 0.0, axis=1)) if n1 < K else None
-    if live1 is not None and len(live1) < K:
-        base = np.array(F2, order="F", copy=True)
-        return _fold(base, np.asfortranarray(F1[live1])) if len(live1) else base
     return _fold(F1, np.array(F2, order="F", copy=True), triangular=True)
 
 
@@ -198,11 +221,12 @@ class _Stream:
             self.wuni = float(w0)
         elif not (uniform and w0 == self.wuni):
             self.general()
+        fold = _fold_few if self.nrows < self.K else _fold  # nrows: these rows included
         if self.Fw is not None:
             Bw = B * w[:, None]
             Bw[:, 0] = 1.0
-            self.Fw = _fold(self.Fw, np.asfortranarray(Bw))
-        self.Fu = _fold(self.Fu, B)
+            self.Fw = fold(self.Fw, np.asfortranarray(Bw))
+        self.Fu = fold(self.Fu, B)
         self.fill = 0
 
     def general(self):
@@ -436,18 +460,41 @@ class FitSystem:
             key = ("total", bool(weighted))
             F = self._cache.get(key)
             if F is None:
-                F = None
-                for st in self._streams[: len(CLASSES)]:
-                    if st.nrows == 0:
-                        continue
-                    Fi = np.array(st.factor(weighted), order="F", copy=True)
-                    F = Fi if F is None else _combine(F, self.ncols + 2, Fi, st.nrows)
-                if F is None:
-                    F = np.zeros((self.ncols + 2, self.ncols + 2), order="F")
+                F = self._combined_factor(bool(weighted))
                 self._cache[key] = F
         view = F.view()
         view.flags.writeable = False
         return view
+
+    def _combined_factor(self, weighted):
+        """Factor of all classes together: the class with the most rows is the base (copied, scaled), the
+        meaningful rows of the classes with fewer rows than columns are folded into it in one block, and any other
+        class with a whole triangle is merged as one."""
+        K = self.ncols + 2
+        parts = sorted(((st.nrows, i) for i, st in enumerate(self._streams[: len(CLASSES)]) if st.nrows), reverse=True)
+        if not parts:
+            return np.zeros((K, K), order="F")
+
+        def scaled(i):
+            return self.scaled_factor(i) if weighted else (self._streams[i].factor(False), 1.0)
+
+        rows = []
+        F, nF = None, 0
+        for n, i in parts:
+            Fi, w = scaled(i)
+            if n < K:
+                B = meaningful_rows(Fi)
+                if w != 1.0:
+                    B[:, 1:] *= w
+                rows.append(B)
+            elif F is None:
+                F, nF = _scaled(Fi, w), n
+            else:
+                F = _combine(F, nF, _scaled(Fi, w), n)
+                nF += n
+        if F is None:
+            F = np.zeros((K, K), order="F")
+        return _fold(F, np.asfortranarray(np.vstack(rows))) if rows else F
 
     def _triangle(self, c=None, weighted=True, centred=False):
         """(M+1, M+1) upper-triangular factor T of ``[A | b]`` (or of its column-centred version).

@@ -18,18 +18,11 @@ from numba import get_num_threads, njit, prange
 from scipy.linalg.blas import dsyrk
 from scipy.linalg.lapack import dlauum
 
+from .factor_debris import _DEBRIS_ENTRY, _DEBRIS_ROW, _factor_rows, _gather_rows
 from .fit_system import CLASSES
 
 __all__ = ["cached_gram", "weighted_gram"]
 
-#: A class with n rows has only ~n meaningful factor rows; the others hold rounding debris of the folds, down
-#: to subnormal numbers (which make BLAS calls many times slower).  When the Gram matrix is formed, a factor row
-#: whose entries are all at most ``_DEBRIS_ROW`` times the largest entry of their column (which is at most the
-#: column's norm |A_j|) is left out, changing ``G_jk`` by at most ``K * 1e-24 |A_j| |A_k|``, and entries at most
-#: ``_DEBRIS_ENTRY`` times it are taken as zeros (at most ``sqrt(K) * 1e-20 |A_j| |A_k|``): both far below the
-#: rounding error of ``G_jk`` itself, ``~ eps |A_j| |A_k|``.
-_DEBRIS_ROW = 1.0e-12
-_DEBRIS_ENTRY = 1.0e-20
 #: A class with at least as many rows as columns is taken as a whole triangle unless its factor holds entries
 #: below this magnitude (then it is cleaned as above).
 _TINY = 1.0e-150
@@ -37,50 +30,6 @@ _TINY = 1.0e-150
 _GRAM_BLOCK = 384
 #: Tile of the in-place index reflection after ``dlauum`` (two tiles of doubles stay in the L1/L2 caches).
 _TILE = 64
-
-
-@njit(cache=True)
-def _column_chunks(n, nchunks):  # pragma: no cover - numba
-    """Bounds of ``nchunks`` ranges of the columns of an n x n upper triangle holding about equal areas."""
-    bounds = np.zeros(nchunks + 1, dtype=np.int64)
-    for t in range(1, nchunks):
-        bounds[t] = min(n, int(n * math.sqrt(t / nchunks)))
-    bounds[nchunks] = n
-    return bounds
-
-
-@njit(cache=True, parallel=True)
-def _factor_rows(F, row_rel, entry_rel, nchunks):  # pragma: no cover - numba
-    """For T = F[1:, 1:] (F a Fortran-ordered upper-triangular factor): the largest magnitude in each column of
-    T, the rows of T holding an entry above ``row_rel`` times the largest of its column, and whether a non-zero
-    entry lies at or below ``entry_rel`` times it.  ``nchunks`` column ranges of equal area in parallel, each
-    marking rows in its own array."""
-    n = F.shape[0] - 1
-    bounds = _column_chunks(n, nchunks)
-    cmax = np.zeros(n)
-    marks = np.zeros((nchunks, n), dtype=np.bool_)
-    nsmall = np.zeros(nchunks, dtype=np.int64)
-    for t in prange(nchunks):
-        live = marks[t]
-        for j in range(bounds[t], bounds[t + 1]):
-            col = F[1 : j + 2, j + 1]
-            big = 0.0
-            for i in range(j + 1):
-                big = max(big, abs(col[i]))
-            cmax[j] = big
-            bound = row_rel * big
-            small = entry_rel * big
-            count = 0
-            for i in range(j + 1):  # the column is still in cache
-                v = abs(col[i])
-                live[i] = live[i] | (v > bound)
-                count += (v != 0.0) & (v <= small)
-            nsmall[t] += count
-    live = np.zeros(n, dtype=np.bool_)
-    for t in range(nchunks):
-        for i in range(n):
-            live[i] = live[i] | marks[t, i]
-    return cmax, live, nsmall.sum() > 0
 
 
 @njit(cache=True, parallel=True)
@@ -95,21 +44,6 @@ def _count_tiny(F, tiny):  # pragma: no cover - numba
             c += (v != 0.0) & (v < tiny)
         count += c
     return count
-
-
-@njit(cache=True)
-def _gather_rows(T, rows, cmax, rel):  # pragma: no cover - numba
-    """Fortran-ordered copy of the given rows of T, entries at or below ``rel * cmax`` (per column) zeroed."""
-    n = T.shape[1]
-    m = rows.shape[0]
-    B = np.zeros((n, m)).T
-    for j in range(n):
-        bound = rel * cmax[j]
-        for r in range(m):
-            v = T[rows[r], j]
-            if abs(v) > bound:
-                B[r, j] = v
-    return B
 
 
 @njit(cache=True, parallel=True)
