@@ -131,3 +131,22 @@ def test_system_from_old_factors_solves_the_same(tmp_path):
     x = np.linalg.lstsq(A, b, rcond=None)[0]
     for s in (system, loaded):
         assert np.linalg.norm(solve(s, "svd", eps=1e-13).x - x) < 1e-9 * np.linalg.norm(x)
+
+
+@pytest.mark.parametrize(("n_energy", "n_stress"), [(30, 40), (60, 50)])
+def test_combined_factor_of_few_row_classes_only(n_energy, n_stress):
+    """No class with a whole triangle: the combined factor is the QR of their meaningful rows (fewer rows than
+    columns in all), or an ordinary fold once they reach K rows together (K = 82)."""
+    rng = np.random.default_rng(n_energy)
+    M = 80
+    A = rng.standard_normal((n_energy + n_stress, M)) * rng.uniform(0.2, 5.0, M)
+    b = rng.standard_normal(n_energy + n_stress)
+    classes = np.repeat([1, 2], [n_energy, n_stress])
+    w = np.choose(classes - 1, [0.1, 250.0]).astype(float)
+    system = build(A, b, classes, w, block_rows=16)
+    F = np.asarray(system.factor(None, weighted=True))
+    C = _augmented(w[:, None] * A, w * b)
+    C[:, 0] = 1.0
+    ref = C.T @ C
+    assert np.allclose(np.tril(F, -1), 0.0)
+    assert np.max(np.abs(F.T @ F - ref)) < 1e-12 * np.max(np.abs(ref))
