@@ -11,7 +11,10 @@ Representation
 For every observable class (``force``, ``energy``, ``stress``) the system keeps the upper-triangular factor
 F (K x K, K = M + 2) of the augmented matrix ``[1 | A | b]`` of the rows of that class: ``[1 | A | b] = Q F``
 with Q orthonormal.  F is updated by a streaming (TSQR) QR: buffered rows are stacked under F and the stack is
-re-triangularised with LAPACK ``dtpqrt`` (triangular-pentagonal QR, 2 K^2 flops per row).  From F:
+re-triangularised with LAPACK ``dtpqrt`` (triangular-pentagonal QR, 2 K^2 flops per row).  A class with at most
+K/2 rows (energies, stresses) is re-factorised instead from the meaningful rows of F and the new rows (``dgeqrf``,
+2 m^2 K flops for m rows): its F keeps at most one non-zero row per data row, without the rounding debris a
+rank-deficient ``dtpqrt`` fold spreads over all K rows (:mod:`.factor_debris`).  From F:
 
 * ``F[:, 1:]`` re-triangularised (it is triangular plus the dense first row: O(M^2) work) is the factor
   T ((M+1) x (M+1)) of ``[A | b]``: ``T[:M, :M]`` is R, ``T[:M, M]`` is Q^T b and ``|T[M, M]|`` the residual
