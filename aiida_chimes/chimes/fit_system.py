@@ -465,6 +465,14 @@ class FitSystem:
             return F, float(st.wuni)
         return st.factor(True), 1.0
 
+    def class_factors(self, weighted=True):
+        """(class index, rows, F, w) for every class with rows: the factor of ``[1 | wA | wb]`` is F with its
+        columns 1: times w (:meth:`scaled_factor`; unweighted: the stored factor, w = 1)."""
+        for c, st in enumerate(self._streams[: len(CLASSES)]):
+            if st.nrows:
+                F, w = self.scaled_factor(c) if weighted else (st.factor(False), 1.0)
+                yield c, st.nrows, F, w
+
     def factor(self, c=None, weighted=True) -> np.ndarray:
         """Upper-triangular (M+2, M+2) factor F of ``[1 | A | b]`` (weighted: ``[1 | wA | wb]``); read-only view."""
         i = self._class_index(c)
@@ -485,17 +493,12 @@ class FitSystem:
         meaningful rows of the classes with fewer rows than columns are folded into it in one block, and any other
         class with a whole triangle is merged as one."""
         K = self.ncols + 2
-        parts = sorted(((st.nrows, i) for i, st in enumerate(self._streams[: len(CLASSES)]) if st.nrows), reverse=True)
+        parts = sorted(self.class_factors(weighted), key=lambda part: part[1], reverse=True)
         if not parts:
             return np.zeros((K, K), order="F")
-
-        def scaled(i):
-            return self.scaled_factor(i) if weighted else (self._streams[i].factor(False), 1.0)
-
         rows = []
         F, nF = None, 0
-        for n, i in parts:
-            Fi, w = scaled(i)
+        for _, n, Fi, w in parts:
             if n < K:
                 B = meaningful_rows(Fi)
                 if w != 1.0:

@@ -19,7 +19,6 @@ from scipy.linalg.blas import dsyrk
 from scipy.linalg.lapack import dlauum
 
 from .factor_debris import _DEBRIS_ENTRY, _DEBRIS_ROW, _factor_rows, _gather_rows
-from .fit_system import CLASSES
 
 __all__ = ["cached_gram", "weighted_gram"]
 
@@ -161,12 +160,7 @@ def weighted_gram(system, centred):
     """
     n1 = system.ncols + 1
     triangles, stacked, counts, means = [], [], [], []
-    nrows = system.nrows
-    for c, name in enumerate(CLASSES):
-        n = int(nrows[name])
-        if n == 0:
-            continue
-        F, w = system.scaled_factor(c)
+    for _, n, F, w in system.class_factors():
         if not F.flags.f_contiguous:  # pragma: no cover - the fit system keeps Fortran-ordered factors
             F = np.asfortranarray(F)
         counts.append(float(n))

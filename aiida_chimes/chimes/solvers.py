@@ -422,12 +422,7 @@ def _centred_sumsq(system, x):
     v = np.append(np.asarray(x, dtype=np.float64), -1.0)
     total = 0.0
     counts, means = [], []
-    nrows = system.nrows
-    for c, name in enumerate(CLASSES):
-        n = int(nrows[name])
-        if n == 0:
-            continue
-        F, w = system.scaled_factor(c)
+    for _, n, F, w in system.class_factors():
         r = F[1:, 1:] @ v
         total += w * w * float(r @ r)
         counts.append(float(n))
@@ -469,11 +464,7 @@ def _weighted_sumsq(system, x):
     v = np.append(np.asarray(x, dtype=np.float64), -1.0)
     nz = np.flatnonzero(v)
     total = 0.0
-    nrows = system.nrows
-    for c, name in enumerate(CLASSES):
-        if int(nrows[name]) == 0:
-            continue
-        F, w = system.scaled_factor(c)
+    for _, _, F, w in system.class_factors():
         r = F[:, 1 + nz] @ v[nz]
         total += w * w * float(r @ r)
     return total
