@@ -37,36 +37,57 @@ def _column_chunks(n, nchunks):  # pragma: no cover - numba
 
 @njit(cache=True, parallel=True)
 def _factor_rows(F, row_rel, entry_rel, nchunks):  # pragma: no cover - numba
-    """For T = F[1:, 1:] (F a Fortran-ordered upper-triangular factor): the largest magnitude in each column of
-    T, the rows of T holding an entry above ``row_rel`` times the largest of its column, and whether a non-zero
-    entry lies at or below ``entry_rel`` times it.  ``nchunks`` column ranges of equal area in parallel, each
-    marking rows in its own array."""
-    n = F.shape[0] - 1
+    """For T = F[1:, 1:] (F the leading r rows of a K x K upper-triangular factor, Fortran order): the largest
+    magnitude in each column of T, the rows of T holding an entry above ``row_rel`` times the largest of its
+    column, and whether a non-zero entry lies at or below ``entry_rel`` times it.  ``nchunks`` column ranges of
+    equal area in parallel, each marking rows in its own array."""
+    n = F.shape[1] - 1
+    nr = F.shape[0] - 1
     bounds = _column_chunks(n, nchunks)
     cmax = np.zeros(n)
-    marks = np.zeros((nchunks, n), dtype=np.bool_)
+    marks = np.zeros((nchunks, nr), dtype=np.bool_)
     nsmall = np.zeros(nchunks, dtype=np.int64)
     for t in prange(nchunks):
         live = marks[t]
         for j in range(bounds[t], bounds[t + 1]):
-            col = F[1 : j + 2, j + 1]
+            col = F[1 : min(j + 2, nr + 1), j + 1]
             big = 0.0
-            for i in range(j + 1):
+            for i in range(col.shape[0]):
                 big = max(big, abs(col[i]))
             cmax[j] = big
             bound = row_rel * big
             small = entry_rel * big
             count = 0
-            for i in range(j + 1):  # the column is still in cache
+            for i in range(col.shape[0]):  # the column is still in cache
                 v = abs(col[i])
                 live[i] = live[i] | (v > bound)
                 count += (v != 0.0) & (v <= small)
             nsmall[t] += count
-    live = np.zeros(n, dtype=np.bool_)
+    live = np.zeros(nr, dtype=np.bool_)
     for t in range(nchunks):
-        for i in range(n):
+        for i in range(nr):
             live[i] = live[i] | marks[t, i]
     return cmax, live, nsmall.sum() > 0
+
+
+@njit(cache=True, parallel=True)
+def leading_rows(F):  # pragma: no cover - numba
+    """Number of leading rows of the upper-triangular F that hold non-zero entries (the rows below are zeros).
+
+    Each column is scanned upwards from its diagonal to its first non-zero entry: cheap for a whole triangle
+    (or one with debris), one pass over the zeros for a factor of few rows.
+    """
+    nrows = F.shape[0]
+    ncols = F.shape[1]
+    last = np.zeros(ncols, dtype=np.int64)
+    for j in prange(ncols):
+        top = 0
+        for i in range(min(j, nrows - 1), -1, -1):
+            if F[i, j] != 0.0:
+                top = i + 1
+                break
+        last[j] = top
+    return last.max() if ncols else 0
 
 
 @njit(cache=True)
@@ -85,12 +106,15 @@ def _gather_rows(T, rows, cmax, rel):  # pragma: no cover - numba
 
 
 def meaningful_rows(F, row_rel=_FOLD_DEBRIS_ROW):
-    """The rows of the K x K factor F (Fortran order) that carry information, as a Fortran-ordered block.
+    """The rows of the factor F (K x K, or its leading rows when the others are zero) that carry information, as
+    a Fortran-ordered block.
 
     Row 0 (the ones column's norm and the class means) always; of ``T = F[1:, 1:]`` the rows with an entry above
     ``row_rel`` times the largest of its column, with entries at most ``_DEBRIS_ENTRY`` times it zeroed.  Column
     0 of F is zero below row 0.
     """
+    if F.shape[0] == 0:  # a zero factor kept as no rows
+        return np.zeros((0, F.shape[1]), order="F")
     if not F.flags.f_contiguous:
         F = np.asfortranarray(F)
     cmax, live, _ = _factor_rows(F, row_rel, _DEBRIS_ENTRY, get_num_threads())

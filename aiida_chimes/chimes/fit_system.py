@@ -14,7 +14,9 @@ with Q orthonormal.  F is updated by a streaming (TSQR) QR: buffered rows are st
 re-triangularised with LAPACK ``dtpqrt`` (triangular-pentagonal QR, 2 K^2 flops per row).  A class with at most
 K/2 rows (energies, stresses) is re-factorised instead from the meaningful rows of F and the new rows (``dgeqrf``,
 2 m^2 K flops for m rows): its F keeps at most one non-zero row per data row, without the rounding debris a
-rank-deficient ``dtpqrt`` fold spreads over all K rows (:mod:`.factor_debris`).  From F:
+rank-deficient ``dtpqrt`` fold spreads over all K rows (:mod:`.factor_debris`), and the count of its leading rows
+that may be non-zero is kept with it, so that the Gram matrix, saved files (format 3) and MPI messages touch only
+those rows.  From F:
 
 * ``F[:, 1:]`` re-triangularised (it is triangular plus the dense first row: O(M^2) work) is the factor
   T ((M+1) x (M+1)) of ``[A | b]``: ``T[:M, :M]`` is R, ``T[:M, M]`` is Q^T b and ``|T[M, M]|`` the residual
@@ -51,7 +53,7 @@ from pathlib import Path
 import numpy as np
 from scipy.linalg.lapack import dgeqrf, dtpqrt
 
-from .factor_debris import meaningful_rows
+from .factor_debris import leading_rows, meaningful_rows
 
 __all__ = ["CLASSES", "FORMAT_VERSION", "FitSystem", "predict"]
 
@@ -65,8 +67,9 @@ _NSTREAMS = len(STREAMS)
 _PA = STREAMS.index(PER_ATOM)
 _ENERGY = CLASSES.index("energy")
 
-#: 2: the ``constraint`` class was added (files of version 1 load with it empty).
-FORMAT_VERSION = 2
+#: 2: the ``constraint`` class was added (files of version 1 load with it empty); 3: a factor is written as its
+#: leading rows that may be non-zero (a class of few rows: a few rows, not K x K).
+FORMAT_VERSION = 3
 _FORMAT_NAME = "aiida-chimes-fit-system"
 #: LAPACK block size of dtpqrt (measured: 32 is the fastest for M from 100 to 1000).
 _QR_BLOCK = 32
@@ -79,7 +82,8 @@ def predict(A, x):
 
 
 def _fold(F, B, triangular=False):
-    """Return the triangular factor of ``[F; B]``.  F (K x K, Fortran order) is overwritten."""
+    """Return the triangular factor of ``[F; B]`` (all K rows may be non-zero).  F (K x K, Fortran order) is
+    overwritten."""
     if B.shape[0] == 0:
         return F
     K = F.shape[0]
@@ -93,10 +97,11 @@ def _fold(F, B, triangular=False):
 _TINY = 1.0e-300
 
 
-def _fold_few(F, B):
-    """Factor of ``[F; B]`` when fewer rows than columns are behind it: the QR of the meaningful rows of F and
-    the rows B, m <= K / 2 rows by m reflectors (2 m^2 K flops, LAPACK ``dgeqrf`` in place), written into F's
-    array (its other rows zero); with more rows an ordinary fold.
+def _fold_few(F, B, top):
+    """(factor, leading rows) of ``[F; B]`` when fewer rows than columns are behind it: the QR of the meaningful
+    rows of F (all in its leading ``top`` rows, the others zero) and the rows B, m <= K / 2 rows by m reflectors
+    (2 m^2 K flops, LAPACK ``dgeqrf`` in place), written into F's array (its rows from m on zero); with more
+    rows an ordinary fold.
 
     Folding them into the K x K triangle instead (``_fold``) would run K reflectors through the rank-deficient
     block, which leaves rounding debris in every row, decaying to subnormal numbers: merging two energy (stress)
@@ -104,12 +109,12 @@ def _fold_few(F, B):
     every later fold, merge and Gram matrix has to work through it.  Memory: two m x K blocks besides F.
     """
     K = F.shape[0]
-    old = meaningful_rows(F)
-    if not old[0].any():  # the first fold: F (and so its row 0) is zero
+    old = meaningful_rows(F[:top])
+    if old.shape[0] and not old[0].any():  # the first fold: F (and so its row 0) is zero
         old = old[1:]
     m = old.shape[0] + B.shape[0]
     if 2 * m > K:
-        return _fold(F, np.asfortranarray(B))
+        return _fold(F, np.asfortranarray(B)), K
     C = np.empty((m, K), order="F")
     C[: old.shape[0]] = old
     C[old.shape[0] :] = B
@@ -117,15 +122,15 @@ def _fold_few(F, B):
     C, _, _, info = dgeqrf(C, overwrite_a=1)
     if info != 0:  # pragma: no cover - LAPACK argument errors only
         raise RuntimeError(f"LAPACK dgeqrf failed (info={info})")
-    F[...] = 0.0
+    F[: max(top, m)] = 0.0  # the rows from top on are zeros already
     F[:m] = C
     for j in range(m - 1):  # the reflectors below the diagonal
         F[j + 1 : m, j] = 0.0
-    return F
+    return F, m
 
 
-def _combine(F1, n1, F2, n2):
-    """Factor of the rows behind F1 (n1 rows) and F2 (n2 rows).
+def _combine(F1, n1, top1, F2, n2, top2):
+    """(factor, leading rows) of the rows behind F1 (n1 rows, non-zero in its leading top1 rows) and F2.
 
     Only the meaningful rows of a factor carry information (R^T R is the Gram matrix), and a class with fewer rows
     than columns (energies, stresses) has at most that many of them among K rows of rounding debris
@@ -134,15 +139,22 @@ def _combine(F1, n1, F2, n2):
     """
     K = F1.shape[0]
     if n1 < K and n2 < K:
-        return _fold_few(F1, meaningful_rows(F2))
+        return _fold_few(F1, meaningful_rows(F2[:top2]), top1)
     if n2 < K:
-        return _fold(F1, meaningful_rows(F2)) if n2 else F1
+        return (_fold(F1, meaningful_rows(F2[:top2])), K) if n2 else (F1, top1)
     if n1 < K:
         base = np.array(F2, order="F", copy=True)
-        return _fold(base, meaningful_rows(F1)) if n1 else base
+        return (_fold(base, meaningful_rows(F1[:top1])), K) if n1 else (base, top2)
     # subnormal entries (|v| < 1e-300, far below any meaningful digit) make LAPACK folds very slow: flush them
     F2 = np.where(np.abs(F2) < _TINY, 0.0, F2)
-    return _fold(F1, np.array(F2, order="F", copy=True), triangular=True)
+    return _fold(F1, np.array(F2, order="F", copy=True), triangular=True), K
+
+
+def _padded(rows, K):
+    """K x K Fortran-ordered factor whose leading rows are ``rows`` and the others zero."""
+    F = np.zeros((K, K), order="F")
+    F[: rows.shape[0]] = rows
+    return F
 
 
 def _scaled(Fu, w):
@@ -169,6 +181,7 @@ class _Stream:
         "buf",
         "wbuf",
         "fill",
+        "top",
     )
 
     def __init__(self, K, block):
@@ -185,6 +198,7 @@ class _Stream:
         self.buf = None  # (capacity, K) Fortran-ordered rows [1 | A | b], grown up to `block` rows
         self.wbuf = None
         self.fill = 0
+        self.top = 0  # Fu and Fw are zero from this row on (None: not known, see leading())
 
     # -- adding rows ----------------------------------------------------------------------------------------
     def push(self, A, b, w):
@@ -235,13 +249,26 @@ class _Stream:
             self.wuni = float(w0)
         elif not (uniform and w0 == self.wuni):
             self.general()
-        fold = _fold_few if self.nrows < self.K else _fold  # nrows: these rows included
+        few = self.nrows < self.K  # nrows: these rows included
+        top = self.leading()
+        tops = []
         if self.Fw is not None:
             Bw = B * w[:, None]
             Bw[:, 0] = 1.0
-            self.Fw = fold(self.Fw, np.asfortranarray(Bw))
-        self.Fu = fold(self.Fu, B)
+            Bw = np.asfortranarray(Bw)
+            self.Fw, t = _fold_few(self.Fw, Bw, top) if few else (_fold(self.Fw, Bw), self.K)
+            tops.append(t)
+        self.Fu, t = _fold_few(self.Fu, B, top) if few else (_fold(self.Fu, B), self.K)
+        self.top = max(tops + [t])
         self.fill = 0
+
+    def leading(self):
+        """Number of leading rows of the factors that may be non-zero (the others are zeros): at most one per row
+        of a class with few rows, K for a whole triangle.  Found by a scan once after loading a file written
+        before it was kept."""
+        if self.top is None:
+            self.top = max(leading_rows(F) for F in (self.Fu, self.Fw) if F is not None)
+        return self.top
 
     def general(self):
         """Switch to an explicit weighted factor (weights are no longer uniform)."""
@@ -271,12 +298,16 @@ class _Stream:
         if other.nrows == 0 and other.wuni == 0.0:
             return
         both_uniform = self.Fw is None and other.Fw is None
+        top, other_top = self.leading(), other.leading()
+        tops = []
         if both_uniform and (self.wuni == 0.0 or other.wuni == 0.0 or self.wuni == other.wuni):
             self.wuni = self.wuni if self.wuni != 0.0 else other.wuni
         else:
             self.general()
-            self.Fw = _combine(self.Fw, self.nrows, other.factor(True), other.nrows)
-        self.Fu = _combine(self.Fu, self.nrows, other.Fu, other.nrows)
+            self.Fw, t = _combine(self.Fw, self.nrows, top, other.factor(True), other.nrows, other_top)
+            tops.append(t)
+        self.Fu, t = _combine(self.Fu, self.nrows, top, other.Fu, other.nrows, other_top)
+        self.top = max(tops + [t])
         self.nrows += other.nrows
         self.colsum_u += other.colsum_u
         self.colsum_w += other.colsum_w
@@ -288,12 +319,13 @@ class _Stream:
         self.flush()
         empty = self.nrows == 0 and self.wuni == 0.0 and self.Fw is None  # nothing folded: Fu is zero, not sent
         flag = 2.0 if empty else (0.0 if self.Fw is None else 1.0)
-        head = np.array([self.nrows, self.wuni, self.bsum_u, self.bsum_w, flag])
+        top = 0 if empty else self.leading()
+        head = np.array([self.nrows, self.wuni, self.bsum_u, self.bsum_w, flag, top])
         parts = [head, self.colsum_u, self.colsum_w]
-        if not empty:
-            parts.append(self.Fu.ravel(order="F"))
+        if not empty:  # only the leading rows: a class of few rows sends a few rows, not K x K
+            parts.append(self.Fu[:top].ravel(order="F"))
         if self.Fw is not None:
-            parts.append(self.Fw.ravel(order="F"))
+            parts.append(self.Fw[:top].ravel(order="F"))
         return np.concatenate(parts)
 
     @classmethod
@@ -304,17 +336,19 @@ class _Stream:
         st.wuni = float(data[1])
         st.bsum_u, st.bsum_w = float(data[2]), float(data[3])
         has_w = data[4] == 1.0
-        pos = 5
+        top = int(data[5])
+        pos = 6
         st.colsum_u = data[pos : pos + M].copy()
         st.colsum_w = data[pos + M : pos + 2 * M].copy()
         pos += 2 * M
         if data[4] == 2.0:  # an empty stream: zero factor
             return st, pos
-        st.Fu = data[pos : pos + K * K].reshape((K, K), order="F").copy(order="F")
-        pos += K * K
+        st.top = top
+        st.Fu = _padded(data[pos : pos + top * K].reshape((top, K), order="F"), K)
+        pos += top * K
         if has_w:
-            st.Fw = data[pos : pos + K * K].reshape((K, K), order="F").copy(order="F")
-            pos += K * K
+            st.Fw = _padded(data[pos : pos + top * K].reshape((top, K), order="F"), K)
+            pos += top * K
         return st, pos
 
 
@@ -453,31 +487,46 @@ class FitSystem:
     def nrows_total(self) -> int:
         return sum(st.nrows for st in self._streams[: len(CLASSES)])
 
-    def scaled_factor(self, c) -> tuple[np.ndarray, float]:
+    def scaled_factor(self, c, leading=False) -> tuple[np.ndarray, float]:
         """(F, w) with the weighted factor of class ``c`` equal to F with its columns 1: times w.
 
         While all rows of a class carry one weight w only the unweighted factor is stored, and
         :meth:`factor` would return a scaled copy (K^2 doubles); this returns the stored one and w instead.
+        leading: only the leading rows that may be non-zero (see :meth:`factor`).
         """
         st = self._streams[self._class_index(c)]
         F = st.factor(False)  # also folds buffered rows
-        if st.Fw is None and st.wuni > 0.0:
-            return F, float(st.wuni)
-        return st.factor(True), 1.0
+        if not (st.Fw is None and st.wuni > 0.0):
+            F, w = st.factor(True), 1.0
+        else:
+            w = float(st.wuni)
+        return (F[: st.leading()] if leading else F), w
 
     def class_factors(self, weighted=True):
         """(class index, rows, F, w) for every class with rows: the factor of ``[1 | wA | wb]`` is F with its
-        columns 1: times w (:meth:`scaled_factor`; unweighted: the stored factor, w = 1)."""
+        columns 1: times w (:meth:`scaled_factor`; unweighted: the stored factor, w = 1).  F holds only the
+        leading rows that may be non-zero (all K of a whole triangle, at most one per row of a class with fewer
+        rows than columns): the rows below are zeros, so every sum over F's rows is unchanged."""
         for c, st in enumerate(self._streams[: len(CLASSES)]):
             if st.nrows:
-                F, w = self.scaled_factor(c) if weighted else (st.factor(False), 1.0)
+                if weighted:
+                    F, w = self.scaled_factor(c, leading=True)
+                else:
+                    F, w = st.factor(False)[: st.leading()], 1.0
                 yield c, st.nrows, F, w
 
-    def factor(self, c=None, weighted=True) -> np.ndarray:
-        """Upper-triangular (M+2, M+2) factor F of ``[1 | A | b]`` (weighted: ``[1 | wA | wb]``); read-only view."""
+    def factor(self, c=None, weighted=True, leading=False) -> np.ndarray:
+        """Upper-triangular (M+2, M+2) factor F of ``[1 | A | b]`` (weighted: ``[1 | wA | wb]``); read-only view.
+
+        leading: of a class, only its leading rows that may be non-zero (the rows below are zeros): a class with
+        fewer rows than columns has at most one per row.
+        """
         i = self._class_index(c)
         if i is not None:
-            F = self._streams[i].factor(weighted)
+            st = self._streams[i]
+            F = st.factor(weighted)
+            if leading:
+                F = F[: st.leading()]
         else:
             key = ("total", bool(weighted))
             F = self._cache.get(key)
@@ -499,7 +548,7 @@ class FitSystem:
         rows = []
         F, nF = None, 0
         for _, n, Fi, w in parts:
-            if n < K:
+            if n < K or Fi.shape[0] < K:  # few rows (or rank-deficient rows that fold into few)
                 B = meaningful_rows(Fi)
                 if w != 1.0:
                     B[:, 1:] *= w
@@ -507,10 +556,10 @@ class FitSystem:
             elif F is None:
                 F, nF = _scaled(Fi, w), n
             else:
-                F = _combine(F, nF, _scaled(Fi, w), n)
+                F = _combine(F, nF, K, _scaled(Fi, w), n, K)[0]
                 nF += n
         if F is None:  # every class has fewer rows than columns
-            return _fold_few(np.zeros((K, K), order="F"), np.vstack(rows))
+            return _fold_few(np.zeros((K, K), order="F"), np.vstack(rows), 0)[0]
         return _fold(F, np.asfortranarray(np.vstack(rows))) if rows else F
 
     def _triangle(self, c=None, weighted=True, centred=False):
@@ -651,9 +700,10 @@ class FitSystem:
         for name, st in zip(STREAMS, self._streams, strict=True):
             arrays[f"{name}.nrows"] = np.array(st.nrows)
             arrays[f"{name}.wuni"] = np.array(st.wuni)
-            arrays[f"{name}.Fu"] = st.Fu
+            top = st.leading()  # the rows below are zeros: not written (version 3)
+            arrays[f"{name}.Fu"] = st.Fu[:top]
             if st.Fw is not None:
-                arrays[f"{name}.Fw"] = st.Fw
+                arrays[f"{name}.Fw"] = st.Fw[:top]
             arrays[f"{name}.colsum_u"] = st.colsum_u
             arrays[f"{name}.colsum_w"] = st.colsum_w
             arrays[f"{name}.bsum"] = np.array([st.bsum_u, st.bsum_w])
@@ -681,9 +731,21 @@ class FitSystem:
                     continue
                 st.nrows = int(data[f"{name}.nrows"])
                 st.wuni = float(data[f"{name}.wuni"])
-                st.Fu = np.asfortranarray(data[f"{name}.Fu"], dtype=np.float64)
+                K = ncols + 2
+                Fu = data[f"{name}.Fu"]
+                if Fu.ndim != 2 or Fu.shape[1] != K or Fu.shape[0] > K:
+                    raise ValueError(f"{path}: the {name} factor has shape {Fu.shape}, expected at most ({K}, {K})")
+                # version 3 writes the leading rows that may be non-zero; older files the whole K x K factor
+                st.top = Fu.shape[0] if Fu.shape[0] < K else None
+                st.Fu = _padded(Fu, K) if Fu.shape[0] < K else np.asfortranarray(Fu, dtype=np.float64)
                 key = f"{name}.Fw"
-                st.Fw = np.asfortranarray(data[key], dtype=np.float64) if key in data else None
+                if key in data:
+                    Fw = data[key]
+                    if Fw.shape != Fu.shape:
+                        raise ValueError(f"{path}: the {name} factors have shapes {Fu.shape} and {Fw.shape}")
+                    st.Fw = _padded(Fw, K) if Fw.shape[0] < K else np.asfortranarray(Fw, dtype=np.float64)
+                else:
+                    st.Fw = None
                 st.colsum_u = np.array(data[f"{name}.colsum_u"], dtype=np.float64)
                 st.colsum_w = np.array(data[f"{name}.colsum_w"], dtype=np.float64)
                 st.bsum_u, st.bsum_w = (float(v) for v in data[f"{name}.bsum"])

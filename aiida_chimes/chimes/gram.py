@@ -161,17 +161,18 @@ def weighted_gram(system, centred):
     n1 = system.ncols + 1
     triangles, stacked, counts, means = [], [], [], []
     for _, n, F, w in system.class_factors():
-        if not F.flags.f_contiguous:  # pragma: no cover - the fit system keeps Fortran-ordered factors
+        if not F.flags.f_contiguous:  # the leading rows of a class with few rows: a small copy
             F = np.asfortranarray(F)
         counts.append(float(n))
         means.append(w * (F[0, 1:] / F[0, 0]))
         T = F[1:, 1:]
-        if n >= n1 and not _count_tiny(F, _TINY):
+        whole = T.shape[0] == n1  # F: all K rows (class_factors gives only the leading rows that may be non-zero)
+        if whole and n >= n1 and not _count_tiny(F, _TINY):
             triangles.append((T, w * w))  # as many rows as columns and no debris: the whole triangle
             continue
         cmax, live, flushed = _factor_rows(F, _DEBRIS_ROW, _DEBRIS_ENTRY, get_num_threads())
         rows = np.flatnonzero(live)
-        if 3 * rows.size < n1:  # rows.size n1^2 flops instead of n1^3 / 3
+        if 3 * rows.size < n1 or not whole:  # rows.size n1^2 flops instead of n1^3 / 3
             B = _gather_rows(T, rows, cmax, _DEBRIS_ENTRY)
             if w != 1.0:
                 B *= w

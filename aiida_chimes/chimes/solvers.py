@@ -446,7 +446,7 @@ def _sumsq_by_stream(system, x):
         if int(nrows[name]) == 0:
             out[name] = 0.0
             continue
-        r = system.factor(i, weighted=False)[:, 1 + nz] @ v[nz]
+        r = system.factor(i, weighted=False, leading=True)[:, 1 + nz] @ v[nz]
         out[name] = float(r @ r)
     return out
 

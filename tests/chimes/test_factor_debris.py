@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from aiida_chimes.chimes.factor_debris import meaningful_rows
+from aiida_chimes.chimes.factor_debris import leading_rows, meaningful_rows
 from aiida_chimes.chimes.fit_system import FitSystem, _combine, _fold
 from aiida_chimes.chimes.solvers import solve
 from tests.chimes.test_fit_system import build
@@ -103,11 +103,13 @@ def test_combine_factors_with_debris():
     Cs = _augmented(*_rank_deficient(rng, 40, M, 20))
     Ff = _fold(np.zeros((K, K), order="F"), np.asfortranarray(Cf))
     Fe, Fs = _old_style_factor(Ce), _old_style_factor(Cs)
-    both = _combine(Fe.copy(order="F"), 30, Fs, 40)
+    both, top = _combine(Fe.copy(order="F"), 30, K, Fs, 40, K)  # debris: every row may be non-zero
+    assert not np.any(both[top:])
     ref = Ce.T @ Ce + Cs.T @ Cs
     assert np.max(np.abs(both.T @ both - ref)) < 1e-12 * np.max(np.abs(ref))
     for F1, n1, F2, n2 in ((Ff.copy(order="F"), 300, Fe, 30), (Fe.copy(order="F"), 30, Ff, 300)):
-        out = _combine(F1, n1, F2, n2)
+        out, top = _combine(F1, n1, K, F2, n2, K)
+        assert top == K
         ref = Cf.T @ Cf + Ce.T @ Ce
         assert np.allclose(np.tril(out, -1), 0.0)
         assert np.max(np.abs(out.T @ out - ref)) < 1e-12 * np.max(np.abs(ref))
@@ -124,6 +126,7 @@ def test_system_from_old_factors_solves_the_same(tmp_path):
     system.release_buffers()  # every row folded
     st = system._streams[1]
     st.Fu = _old_style_factor(_augmented(A[200:], b[200:]), block=6)
+    st.top = None  # not known, as after loading a file of format version 2
     assert np.count_nonzero(np.any(st.Fu != 0.0, axis=1)) > 20
     path = tmp_path / "old.npz"
     system.save(path)
@@ -150,3 +153,59 @@ def test_combined_factor_of_few_row_classes_only(n_energy, n_stress):
     ref = C.T @ C
     assert np.allclose(np.tril(F, -1), 0.0)
     assert np.max(np.abs(F.T @ F - ref)) < 1e-12 * np.max(np.abs(ref))
+
+
+def test_leading_rows_of_factors():
+    """``leading_rows``: one past the last row holding a non-zero entry, for square and rectangular factors."""
+    rng = np.random.default_rng(5)
+    K = 40
+    F = np.triu(rng.standard_normal((K, K)))
+    assert leading_rows(np.asfortranarray(F)) == K
+    F[17:] = 0.0
+    F[16, 30] = 0.0  # a zero inside the last non-zero row does not end it
+    assert leading_rows(np.asfortranarray(F)) == 17
+    assert leading_rows(np.asfortranarray(F[:25])) == 17
+    assert leading_rows(np.zeros((K, K), order="F")) == 0
+    F[:] = 0.0
+    F[3, K - 1] = 1e-310  # a subnormal entry is an entry
+    assert leading_rows(np.asfortranarray(F)) == 4
+
+
+def test_few_row_factors_are_saved_sent_and_loaded_as_their_rows(tmp_path):
+    """A class with few rows is written (format 3) and packed for MPI as its leading rows only; the loaded and the
+    unpacked systems equal the original, and a file of format 2 (whole K x K factors) still loads the same."""
+    rng = np.random.default_rng(6)
+    M = 70
+    K = M + 2
+    A = np.vstack([rng.standard_normal((150, M)), _rank_deficient(rng, 12, M, 12)[0], rng.standard_normal((9, M))])
+    b = rng.standard_normal(len(A))
+    classes = np.repeat([0, 1, 2], [150, 12, 9])
+    system = build(A, b, classes, np.choose(classes, [1.0, 3.0, 0.5]).astype(float), block_rows=5)
+    system.finalize()
+    tops = [st.leading() for st in system._streams[:3]]
+    assert tops[0] == K and tops[1] <= 13 and tops[2] <= 10
+    path = tmp_path / "system.npz"
+    system.save(path)
+    with np.load(path) as data:
+        assert data["force.Fu"].shape == (K, K)
+        assert data["energy.Fu"].shape == (tops[1], K) and data["stress.Fu"].shape == (tops[2], K)
+        arrays = {key: data[key] for key in data.files}
+    old = dict(arrays, format_version=np.array(2))
+    for name in ("energy", "stress"):  # as format 2 wrote them
+        old[f"{name}.Fu"] = np.zeros((K, K))
+        old[f"{name}.Fu"][: arrays[f"{name}.Fu"].shape[0]] = arrays[f"{name}.Fu"]
+    old_path = tmp_path / "old.npz"
+    np.savez_compressed(old_path, **old)
+    unpacked = FitSystem._unpack(system._pack())
+    x = np.linalg.lstsq(
+        A * np.choose(classes, [1.0, 3.0, 0.5])[:, None], b * np.choose(classes, [1.0, 3.0, 0.5]), rcond=None
+    )[0]
+    for other in (FitSystem.load(path), FitSystem.load(old_path), unpacked):
+        for c in range(3):
+            for weighted in (False, True):
+                assert np.array_equal(other.factor(c, weighted), system.factor(c, weighted))
+        assert [st.leading() for st in other._streams[:3]] == tops
+        assert np.linalg.norm(solve(other, "svd", eps=1e-13).x - x) < 1e-9 * np.linalg.norm(x)
+    with pytest.raises(ValueError, match="energy factor has shape"):
+        np.savez_compressed(old_path, **dict(arrays, **{"energy.Fu": np.zeros((3, K + 1))}))
+        FitSystem.load(old_path)
