@@ -115,8 +115,8 @@ def meaningful_rows(F, row_rel=_FOLD_DEBRIS_ROW):
     """
     if F.shape[0] == 0:  # a zero factor kept as no rows
         return np.zeros((0, F.shape[1]), order="F")
-    if not F.flags.f_contiguous:
-        F = np.asfortranarray(F)
+    if F.strides[0] != F.itemsize:  # columns not contiguous; leading rows of a Fortran-ordered factor are read
+        F = np.asfortranarray(F)  # in place (a copy would add up to K^2 / 2 doubles to the peak memory of a fold)
     cmax, live, _ = _factor_rows(F, row_rel, _DEBRIS_ENTRY, get_num_threads())
     rows = np.flatnonzero(live)
     B = np.zeros((rows.size + 1, F.shape[1]), order="F")
