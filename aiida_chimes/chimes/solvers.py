@@ -74,7 +74,7 @@ from scipy.linalg import solve_triangular, svd
 from scipy.linalg.lapack import dtpqrt
 
 from .fit_system import CLASSES, STREAMS, FitSystem
-from .gram import cached_gram
+from .gram import cached_gram_rows
 
 __all__ = ["ALGORITHMS", "ALIASES", "FitResult", "NONZERO_THRESHOLD", "predict", "solve"]
 
@@ -171,22 +171,11 @@ def solve(system, algorithm="svd", eps=1.0e-5, alpha=1.0e-4, normalize=False, ma
     info: dict = {"method": method}
     scale = np.ones(M)
     if method in ("lassolars", "lars"):
-        # the path needs only A^T A and A^T b: formed from the class factors, no triangle of A
-        G, mean = cached_gram(system, centred=bool(normalize))
-        c0 = G[:M, M].copy()
+        # the path needs only A^T b and the rows of A^T A of the columns it activates: formed from the class
+        # factors as it asks for them (kept with the system), no triangle of A
+        G = cached_gram_rows(system, bool(normalize), CONSTANT_COLUMN_TOL)
         if normalize:
-            G = G.copy()  # scaled below; the cached matrix stays as formed
-            norms = np.sqrt(np.maximum(np.diag(G)[:M], 0.0))
-            full = np.sqrt(np.maximum(np.diag(G)[:M] + N * mean[:M] ** 2, 0.0))  # uncentred column norms
-            const = norms <= CONSTANT_COLUMN_TOL * full
-            scale = np.where(const, 1.0, norms)
-            Gs = G[:M, :M]
-            Gs /= scale
-            Gs /= scale[:, None]
-            Gs[const, :] = 0.0
-            Gs[:, const] = 0.0
-            c0 /= scale
-            c0[const] = 0.0
+            scale, const = G.scale, G.const
             info["constant_columns"] = int(const.sum())
     else:
         T = system._triangle(None, weighted=True, centred=bool(normalize))
@@ -215,10 +204,9 @@ def solve(system, algorithm="svd", eps=1.0e-5, alpha=1.0e-4, normalize=False, ma
     else:
         if name in ("dlasso", "dlars"):
             # DLARS: the whole path, stopped at the first breakpoint whose objective (with lambda = alpha) rose
-            xs, extra = _solve_lars(G, c0, N, 0.0, method == "lassolars", int(max_iter), param, float(G[M, M]))
+            xs, extra = _solve_lars(G, N, 0.0, method == "lassolars", int(max_iter), param, G.yy)
         else:
-            xs, extra = _solve_lars(G, c0, N, param, method == "lassolars", int(max_iter))
-        del G
+            xs, extra = _solve_lars(G, N, param, method == "lassolars", int(max_iter))
         nvars = None
     info.update(extra)
     x = xs / scale
@@ -518,51 +506,71 @@ def _dot_prefix(L, i, v):  # pragma: no cover - numba
 
 
 @njit(cache=True, error_model="numpy")
-def _lars_gram_path(G, c0, nrows, alpha_min, lasso, max_iter, degenerate_tol, lam, yy):  # pragma: no cover - numba
-    """The LARS / LASSO-LARS path on the Gram matrix G, c0 = A^T b.
+def _lars_path(
+    store,
+    slot,
+    c0,
+    nrows,
+    alpha_min,
+    lasso,
+    max_iter,
+    degenerate_tol,
+    lam,
+    yy,
+    fstate,
+    istate,
+    x,
+    prev_x,
+    c,
+    a,
+    gx,
+    rank,
+    active,
+    signs,
+    is_active,
+    excluded,
+    L,
+    h,
+    y,
+    w,
+    d,
+):  # pragma: no cover - numba
+    """The LARS / LASSO-LARS path on rows of the Gram matrix G, c0 = A^T b; resumable.
 
-    Only the upper triangle of ``G[:M, :M]`` (M = len(c0)) is read: the row of a column is completed in place
-    from it when the column first enters the active set, and only the rows of active columns are used.
+    Row j of G is ``store[slot[j], :M]`` (M = len(c0)); only the rows of columns that have entered the active
+    set are read.  When the entering column has no row yet (``slot < 0``) the path returns status 1 with that
+    column in ``istate[1]`` and ``rank`` holding, per column, the step length at which it would have entered in
+    the last step (``-|c_j|`` when the active set is empty; inf for columns that cannot enter), the caller's hint
+    for rows to form with it; called again with the same state it repeats that iteration from its start (nothing
+    before the entry changes the state).  Status 0: the path has ended.
     ``lam >= 0`` adds the stopping rule of the official DLARS program: at each breakpoint x_k of the path the
     objective ``||b - A x_k||^2 / (2N) + lam |x_k|_1`` (``||b||^2 = yy``) is evaluated, and the path stops at
     the first breakpoint whose objective exceeds the previous one by more than 1e-10, returning that one.
 
-    Returns (x, steps, converged, alpha reached, active count, drops, zero crossings, degenerate skips,
-    stopped by the objective rule).
+    State: ``fstate`` = (previous alpha, alpha, previous objective); ``istate`` = (active count, entering
+    column, column just dropped, least-squares reached, steps, drops, zero crossings, degenerate skips, stopped
+    by the objective rule, converged).  Returns (status, L): L (the Cholesky factor of the active Gram matrix)
+    grows with the active set.
     """
     M = c0.shape[0]
-    x = np.zeros(M)
-    prev_x = np.zeros(M)
-    c = c0.copy()
-    a = np.zeros(M)
-    gx = np.zeros(M)
-    active = np.zeros(M, dtype=np.int64)
-    signs = np.zeros(M)
-    is_active = np.zeros(M, dtype=np.bool_)
-    excluded = np.zeros(M, dtype=np.bool_)
-    mirrored = np.zeros(M, dtype=np.bool_)
-    cap = min(M, 64)
-    L = np.zeros((cap, cap))
-    h = np.zeros(M)
-    y = np.zeros(M)
-    w = np.zeros(M)
-    d = np.zeros(M)
-    k = 0
-    prev_alpha = np.inf
-    alpha = np.inf
-    j_next = -1
-    just_dropped = -1
-    ls_reached = False
-    n_iter = 0
-    n_drops = 0
-    n_cross = 0
-    n_degen = 0
+    prev_alpha = fstate[0]
+    alpha = fstate[1]
+    f_prev = fstate[2]
+    k = istate[0]
+    j_next = istate[1]
+    just_dropped = istate[2]
+    ls_reached = istate[3] != 0
+    n_iter = istate[4]
+    n_drops = istate[5]
+    n_cross = istate[6]
+    n_degen = istate[7]
+    cap = L.shape[0]
     converged = False
+    objective_stop = False
+    status = 0
     tiny = np.finfo(np.float64).tiny
     tie = 1.0e-12
     tol2 = degenerate_tol * degenerate_tol
-    f_prev = np.inf
-    objective_stop = False
     while True:
         # ---- DLARS: stop at the first breakpoint whose objective increased (x and c = c0 - G x are current)
         if lam >= 0.0:
@@ -594,8 +602,11 @@ def _lars_gram_path(G, c0, nrows, alpha_min, lasso, max_iter, degenerate_tol, la
         else:
             C = -1.0
             for j in range(M):
-                if not excluded[j]:
+                if excluded[j]:
+                    rank[j] = np.inf
+                else:
                     v = abs(c[j])
+                    rank[j] = -v
                     if v > C:
                         C = v
                         j_next = j
@@ -615,14 +626,14 @@ def _lars_gram_path(G, c0, nrows, alpha_min, lasso, max_iter, degenerate_tol, la
         # ---- add the entering column: one forward substitution appends a row to L
         if j_next >= 0:
             jn = j_next
-            if not mirrored[jn]:  # complete row jn of G from its upper triangle (first entry only)
-                for t in range(jn):
-                    G[jn, t] = G[t, jn]
-                mirrored[jn] = True
-            gjj = G[jn, jn]
+            if slot[jn] < 0:
+                status = 1  # its row of G is needed first
+                break
+            gr = store[slot[jn]]
+            gjj = gr[jn]
             hh = 0.0
             for i in range(k):
-                h[i] = (G[jn, active[i]] - _dot_prefix(L, i, h)) / L[i, i]
+                h[i] = (gr[active[i]] - _dot_prefix(L, i, h)) / L[i, i]
                 hh += h[i] * h[i]
             d2 = gjj - hh  # squared norm of the part of the column orthogonal to the active ones
             if gjj <= 0.0 or d2 <= tol2 * gjj:
@@ -673,32 +684,32 @@ def _lars_gram_path(G, c0, nrows, alpha_min, lasso, max_iter, degenerate_tol, la
             gx[j] = 0.0
         i = 0
         while i + 3 < k:
-            r0 = active[i]
-            r1 = active[i + 1]
-            r2 = active[i + 2]
-            r3 = active[i + 3]
+            g0r = store[slot[active[i]]]
+            g1r = store[slot[active[i + 1]]]
+            g2r = store[slot[active[i + 2]]]
+            g3r = store[slot[active[i + 3]]]
             d0 = d[i]
             d1 = d[i + 1]
             d2 = d[i + 2]
             d3 = d[i + 3]
-            x0 = x[r0]
-            x1 = x[r1]
-            x2 = x[r2]
-            x3 = x[r3]
+            x0 = x[active[i]]
+            x1 = x[active[i + 1]]
+            x2 = x[active[i + 2]]
+            x3 = x[active[i + 3]]
             for j in range(M):
-                g0 = G[r0, j]
-                g1 = G[r1, j]
-                g2 = G[r2, j]
-                g3 = G[r3, j]
+                g0 = g0r[j]
+                g1 = g1r[j]
+                g2 = g2r[j]
+                g3 = g3r[j]
                 a[j] += (d0 * g0 + d1 * g1) + (d2 * g2 + d3 * g3)
                 gx[j] += (x0 * g0 + x1 * g1) + (x2 * g2 + x3 * g3)
             i += 4
         while i < k:
-            row = active[i]
+            gr = store[slot[active[i]]]
             di = d[i]
-            xi = x[row]
+            xi = x[active[i]]
             for j in range(M):
-                g = G[row, j]
+                g = gr[j]
                 a[j] += di * g
                 gx[j] += xi * g
             i += 1
@@ -709,6 +720,7 @@ def _lars_gram_path(G, c0, nrows, alpha_min, lasso, max_iter, degenerate_tol, la
         jbest = -1
         for j in range(M):
             if is_active[j] or excluded[j]:
+                rank[j] = np.inf
                 continue
             cj = c[j]
             aj = a[j]
@@ -724,6 +736,7 @@ def _lars_gram_path(G, c0, nrows, alpha_min, lasso, max_iter, degenerate_tol, la
                 if n2 <= tie * C:
                     g2 = np.inf
             g = min(g1, g2)
+            rank[j] = g
             if g < best:
                 best = g
                 jbest = j
@@ -758,8 +771,9 @@ def _lars_gram_path(G, c0, nrows, alpha_min, lasso, max_iter, degenerate_tol, la
             xo = x[j_out]
             x[j_out] = 0.0
             if xo != 0.0:
+                gr = store[slot[j_out]]
                 for j in range(M):
-                    c[j] += xo * G[j_out, j]
+                    c[j] += xo * gr[j]
             _chol_remove(L, p_drop, k)
             for i in range(p_drop, k - 1):
                 active[i] = active[i + 1]
@@ -775,31 +789,81 @@ def _lars_gram_path(G, c0, nrows, alpha_min, lasso, max_iter, degenerate_tol, la
         else:
             ls_reached = True  # full step: least-squares solution on the active columns
         n_iter += 1
-    return x, n_iter, converged, alpha, k, n_drops, n_cross, n_degen, objective_stop
+    fstate[0] = prev_alpha
+    fstate[1] = alpha
+    fstate[2] = f_prev
+    istate[0] = k
+    istate[1] = j_next
+    istate[2] = just_dropped
+    istate[3] = 1 if ls_reached else 0
+    istate[4] = n_iter
+    istate[5] = n_drops
+    istate[6] = n_cross
+    istate[7] = n_degen
+    istate[8] = 1 if objective_stop else 0
+    istate[9] = 1 if converged else 0
+    return status, L
 
 
-def _solve_lars(G, c0, N, alpha_min, lasso, max_iter, lam=-1.0, yy=0.0):
+def _solve_lars(rows, N, alpha_min, lasso, max_iter, lam=-1.0, yy=0.0):
     """LARS (lasso=False) or LASSO-LARS path of min 1/(2N)||A x - b||^2 + alpha |x|_1 down to alpha_min.
 
-    G = A^T A (its upper triangle; the rows used are mirrored in place) and c0 = A^T b.  Each iteration adds the
-    column that stopped the previous step (if any), computes the equiangular direction of the active set and
-    steps until the next column reaches the common correlation C, the correlations reach zero (least-squares
-    solution of the active set) or (lasso) a coefficient reaches zero.  Ties at the start of a step (numerators
-    within round-off of zero) give zero-length steps; the column just dropped may not re-enter at a zero-length
-    step.
+    ``rows``: the rows of G = A^T A and c0 = A^T b (:class:`~aiida_chimes.chimes.gram.GramRows`), formed as the
+    path asks for them.  Each iteration adds the column that stopped the previous step (if any), computes the
+    equiangular direction of the active set and steps until the next column reaches the common correlation C,
+    the correlations reach zero (least-squares solution of the active set) or (lasso) a coefficient reaches
+    zero.  Ties at the start of a step (numerators within round-off of zero) give zero-length steps; the column
+    just dropped may not re-enter at a zero-length step.
     """
-    c0 = np.ascontiguousarray(c0, dtype=np.float64)
-    out = _lars_gram_path(
-        G, c0, float(N), float(alpha_min), bool(lasso), int(max_iter), LARS_DEGENERATE_TOL, float(lam), float(yy)
-    )
-    x, n_iter, converged, alpha, k, drops, cross, degen, objective_stop = out
+    c0 = rows.c0
+    M = c0.shape[0]
+    x, prev_x, c, a, gx = np.zeros(M), np.zeros(M), c0.copy(), np.zeros(M), np.zeros(M)
+    rank = np.full(M, np.inf)
+    active = np.zeros(M, dtype=np.int64)
+    is_active = np.zeros(M, dtype=np.bool_)
+    excluded = np.zeros(M, dtype=np.bool_)
+    signs, h, y, w, d = (np.zeros(M) for _ in range(5))
+    L = np.zeros((min(M, 64), min(M, 64)))
+    fstate = np.array([np.inf, np.inf, np.inf])
+    istate = np.array([0, -1, -1, 0, 0, 0, 0, 0, 0, 0], dtype=np.int64)
+    args = (float(N), float(alpha_min), bool(lasso), int(max_iter), LARS_DEGENERATE_TOL, float(lam), float(yy))
+    while True:
+        status, L = _lars_path(
+            rows.store,
+            rows.slot,
+            c0,
+            *args,
+            fstate,
+            istate,
+            x,
+            prev_x,
+            c,
+            a,
+            gx,
+            rank,
+            active,
+            signs,
+            is_active,
+            excluded,
+            L,
+            h,
+            y,
+            w,
+            d,
+        )
+        if status == 0:
+            break
+        rows.fetch(int(istate[1]), rank)
+    k, _, _, _, n_iter, drops, cross, degen, objective_stop, converged = (int(v) for v in istate)
     return x, {
         "objective_stop": bool(objective_stop),
-        "iterations": int(n_iter),
+        "iterations": n_iter,
         "converged": bool(converged),
-        "alpha_reached": float(alpha),
-        "active": int(k),
-        "drops": int(drops),
-        "zero_crossings": int(cross),
-        "degenerate_skipped": int(degen),
+        "alpha_reached": float(fstate[1]),
+        "active": k,
+        "drops": drops,
+        "zero_crossings": cross,
+        "degenerate_skipped": degen,
+        "gram_rows_formed": int(rows.count),
+        "gram_row_batches": int(rows.batches),
     }

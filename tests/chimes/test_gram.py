@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from aiida_chimes.chimes.gram import _triangle_gram, cached_gram, weighted_gram
+from aiida_chimes.chimes.gram import GramRows, _triangle_gram, cached_gram_rows, weighted_gram
 from aiida_chimes.chimes.solvers import _centred_sumsq
 from tests.chimes.test_solvers import Problem
 
@@ -88,18 +88,59 @@ def test_triangle_gram_sizes(n):
     assert not np.any(G[~up])
 
 
-def test_cached_gram_is_kept_until_rows_are_added():
+def test_cached_gram_rows_are_kept_until_rows_are_added():
     rng = np.random.default_rng(3)
     N, M = 300, 20
     A = rng.standard_normal((N, M))
     p = Problem(A, rng.standard_normal(N), np.zeros(N, dtype=int), np.ones(N))
-    G1, m1 = cached_gram(p.system, False)
-    G2, _ = cached_gram(p.system, False)
-    assert G2 is G1
+    R1 = cached_gram_rows(p.system, False, 0.0)
+    assert cached_gram_rows(p.system, False, 0.0) is R1
+    R1.fetch(0, np.zeros(M))  # rows are formed from the factors in place: valid until rows are added
     p.system.add_rows(A[:5], np.ones(5), np.zeros(5, dtype=int))
-    G3, _ = cached_gram(p.system, False)
-    assert G3 is not G1
-    assert G3[0, 0] == pytest.approx(G1[0, 0] + np.sum(A[:5, 0] ** 2), rel=1e-12)
+    R2 = cached_gram_rows(p.system, False, 0.0)
+    assert R2 is not R1
+    R2.fetch(0, np.zeros(M))
+    assert R2.store[R2.slot[0], 0] == pytest.approx(R1.store[R1.slot[0], 0] + np.sum(A[:5, 0] ** 2), rel=1e-12)
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+def test_gram_rows_equal_the_rows_of_the_whole_matrix(normalize):
+    """Rows formed in batches (triangle rows by blocks of :func:`_add_triangle_rows`, few-row classes and class
+    means stacked) equal the rows of the whole (scaled) Gram matrix, whatever order the batches come in; past
+    ``full_fraction`` the whole matrix replaces them."""
+    rng = np.random.default_rng(8)
+    M = 1100  # more than two row blocks of 512
+    N = 1300
+    A = rng.standard_normal((N, M)) * rng.uniform(0.1, 10.0, M) + rng.uniform(-1, 1, M)
+    A[:, 7] = 2.5  # a constant column (zero under normalize)
+    classes = np.repeat([0, 1, 2], [N - 90, 30, 60])
+    w = np.choose(classes, [1.0, 4.0, 0.3]).astype(float)
+    p = Problem(A, rng.standard_normal(N), classes, w)
+    G, mean = weighted_gram(p.system, normalize)
+    G = np.triu(G) + np.triu(G, 1).T
+    if normalize:
+        norms = np.sqrt(np.diag(G)[:M])
+        const = norms <= 1e-10 * np.sqrt(np.diag(G)[:M] + N * mean[:M] ** 2)
+        scale = np.append(np.where(const, 1.0, norms), 1.0)
+        G = G / scale / scale[:, None]
+        G[:M, :M][const, :] = 0.0
+        G[:M, :M][:, const] = 0.0
+    rows = GramRows(p.system, normalize, 1e-10)
+    assert rows.c0 == pytest.approx(G[M, :M], abs=1e-13 * np.abs(G).max())
+    assert rows.yy == pytest.approx(G[M, M], rel=1e-13)
+    rank = rng.permutation(M).astype(float)
+    for j in (1000, 3, 512, 511):
+        rows.fetch(j, rank)
+        assert rows.slot[j] >= 0
+    formed = np.flatnonzero(rows.slot >= 0)
+    assert formed.size == 1 + 4 * rows.batch and not rows.full
+    tol = 1e-12 * np.abs(G).max()
+    # the path reads columns :M of the rows (c0 and yy stand for column M)
+    np.testing.assert_allclose(rows.store[rows.slot[formed], :M], G[formed, :M], rtol=0, atol=tol)
+    rows.limit = rows.count  # the next batch passes the limit: the whole matrix
+    rows.fetch(int(np.flatnonzero(rows.slot < 0)[0]), rank)
+    assert rows.full
+    np.testing.assert_allclose(rows.store[rows.slot[:M], :M], G[:M, :M], rtol=0, atol=tol)
 
 
 def test_triangle_gram_premapped_work_array():

@@ -376,10 +376,10 @@ LSQ2_VARIANTS = {
     # RidgeCV picked alpha = 1e-6 among its 8 candidates (the file's header says so; our cross-validation picks
     # it too: test_lsq2_ridgecv_chooses_the_official_alpha); the solution at that alpha
     "ridgecv": ("ridge", {"alpha": 1e-6}, False, 1e-6),
-    "lassolars.1.0e-04": ("lassolars", {"alpha": 1e-4}, False, 1e-4),
+    "lassolars.1.0e-04": ("lassolars", {"alpha": 1e-4}, False, 2e-3),
     "dlasso.read": ("dlasso", {"alpha": 1e-4, "normalize": True}, False, 1e-8),
-    "dlasso.1.0e-04": ("dlasso", {"alpha": 1e-4}, False, 5e-4),
-    "dlars.1.0e-04": ("dlars", {"alpha": 1e-4}, False, 5e-5),
+    "dlasso.1.0e-04": ("dlasso", {"alpha": 1e-4}, False, 3e-3),
+    "dlars.1.0e-04": ("dlars", {"alpha": 1e-4}, False, 1e-4),
 }
 
 
@@ -421,13 +421,15 @@ def test_lsq2_solver_variants_reproduce_official_fits(variant, lsq2_rows):
     * svd / svd with weights.txt: the same truncated pseudo-inverse (measured 5e-12);
     * ridge (sklearn ``Ridge``, normal equations with condition ~ s_max^2 / alpha = 4e12) and the ridgecv
       alpha: measured 1e-8 / 2e-8;
-    * lassolars (sklearn ``LassoLars`` on the dense A; ours on the Gram matrix): the same 557-step path on
-      unnormalised columns spanning 6 decades, whose round-off builds up along the path: measured 4e-5;
+    * lassolars (sklearn ``LassoLars`` on the dense A; ours on Gram rows): the same 557-step path on
+      unnormalised columns spanning 6 decades, whose round-off builds up along the path.  Last-digit changes in
+      how G and A^T b are summed (the batch sizes in which Gram rows are formed: 8 to 128 rows, or the whole
+      matrix) move x by 3e-5 to 5e-4 of max|x|, hence 2e-3;
     * dlasso / dlars (DLARS, distributed C++): DLARS ignores the correlation level and stops at the first path
       breakpoint whose objective (lambda = alpha) rose, returning that breakpoint (see test_dlars_reference.py).
       --normalize=y: measured 4e-11 (413 steps); --normalize=n, the LASSO path (558 steps) and the plain LAR
-      path (197 steps, 66 coefficients crossing zero) on the unnormalised columns: measured 1.4e-4 and 1.1e-5,
-      round-off along the path as for lassolars.
+      path (197 steps, 66 coefficients crossing zero) on the unnormalised columns: 1e-4 to 1.3e-3 and 1.2e-5 to
+      3.4e-5 over the same summation orders, round-off along the path as for lassolars, hence 3e-3 and 1e-4.
     """
     got, w = lsq2_rows
     algorithm, kwargs, weighted, tol = LSQ2_VARIANTS[variant]

@@ -192,11 +192,12 @@ def test_lassolars_long_path_matches_sklearn(wide):
 def test_lars_skips_degenerate_columns(eps, skipped):
     """Column 1 is a1 = sqrt(2) a2 - a0 (+ eps times a unit vector orthogonal to all): once a0 and a2 are active
     it is next to enter; within rounding of the Gram matrix of their span (eps <= 1e-6) it is skipped."""
+    from aiida_chimes.chimes.gram import GramRows
     from aiida_chimes.chimes.solvers import _solve_lars
 
     s = 1.0 / math.sqrt(2.0)
     G = np.array([[1.0, 0.0, s], [0.0, 1.0 + eps**2, s], [s, s, 1.0]])
-    x, info = _solve_lars(G, np.array([1.0, 0.6, 0.9]), 1.0, 0.0, False, 100)
+    x, info = _solve_lars(GramRows.from_matrix(G, np.array([1.0, 0.6, 0.9])), 1.0, 0.0, False, 100)
     assert info["converged"]
     assert info["degenerate_skipped"] == int(skipped)
     assert info["active"] == (2 if skipped else 3)
@@ -357,25 +358,28 @@ def test_lars_stops_at_max_iter(correlated):
     assert not res.info["converged"] and res.info["iterations"] == 3
 
 
-def test_gram_matrix_kept_for_later_lars_solves(wellcond):
-    """The Gram matrix of a LARS solve stays with the system (an alpha scan forms it once), unchanged by the
-    solves that use it, and is dropped when rows are added."""
+def test_gram_rows_kept_for_later_lars_solves(wellcond):
+    """The Gram rows a LARS solve formed stay with the system (an alpha scan forms each row once), unchanged by the
+    solves that use them, and are dropped when rows are added."""
     p = wellcond
     system = FitSystem(p.M)
     system.add_rows(p.A, p.b, p.classes, p.w)
     first = solve(system, "lassolars", alpha=0.01)
-    assert ("gram", False) in system._cache
-    G = system._cache[("gram", False)].copy()
+    rows = system._cache[("gram_rows", False)]
+    formed = np.flatnonzero(rows.slot >= 0)
+    G = rows.store[rows.slot[formed]].copy()
     for normalize in (False, True):
         for alpha in (0.03, 0.01):
             solve(system, "lassolars", alpha=alpha, normalize=normalize)
-    np.testing.assert_array_equal(system._cache[("gram", False)], G)
+    assert system._cache[("gram_rows", False)] is rows
+    np.testing.assert_array_equal(rows.store[rows.slot[formed]], G)
     np.testing.assert_array_equal(solve(system, "lassolars", alpha=0.01).x, first.x)
     half = len(p.b) // 2
     part = FitSystem(p.M)
     part.add_rows(p.A[:half], p.b[:half], p.classes[:half], p.w[:half])
     solve(part, "lars", alpha=0.01)
     part.add_rows(p.A[half:], p.b[half:], p.classes[half:], p.w[half:])
-    assert ("gram", False) not in part._cache
-    np.testing.assert_allclose(solve(part, "lassolars", alpha=0.01).x, first.x, rtol=0,
-                               atol=1e-9 * np.abs(first.x).max())
+    assert ("gram_rows", False) not in part._cache
+    np.testing.assert_allclose(
+        solve(part, "lassolars", alpha=0.01).x, first.x, rtol=0, atol=1e-9 * np.abs(first.x).max()
+    )
