@@ -624,16 +624,17 @@ def solve_runs(args, work: Path, system_path: Path, nframes: int) -> dict:
         flush=True,
     )
 
-    # the Gram matrix formed anew on the prepared system: the same warm process state as LassoLars's repeated calls
-    # (only the cached Gram matrix is dropped, a private key; the combined triangle stays for `lasso` below)
+    # the Gram rows formed anew on the prepared system: the same warm process state as LassoLars's repeated calls
+    # (only the cached Gram rows are dropped, a private key; the combined triangle stays for `lasso` below)
     def reformed():
-        prepared._cache.pop(("gram", False), None)
+        prepared._cache.pop(("gram_rows", False), None)
+        prepared._cache.pop(("gram", False), None)  # the whole matrix, as code before 0aff794 kept it
         return solve(prepared, "lassolars", alpha=alpha)
 
     quiet()
     ll_ref, m_ll_r = timed(reformed, args.repeat)
     print(
-        f"    {best(m_ll_r).wall:.2f} s with the Gram matrix formed anew in this process "
+        f"    {best(m_ll_r).wall:.2f} s with the Gram rows formed anew in this process "
         f"({', '.join(f'{m.wall:.2f}' for m in m_ll_r)})",
         flush=True,
     )
@@ -691,6 +692,8 @@ def solve_runs(args, work: Path, system_path: Path, nframes: int) -> dict:
         "cold_s": best(m_ll).wall,
         "warm_s": best(m_ll_w).wall,
         "cold_all_s": [m.wall for m in m_ll],
+        "gram_rows_formed": ll_res.info.get("gram_rows_formed"),
+        "gram_row_batches": ll_res.info.get("gram_row_batches"),
         "warm_all_s": [m.wall for m in m_ll_w],
         "sklearn_all_s": [m.wall for m in m_sk],
         "reformed_s": best(m_ll_r).wall,
@@ -1041,11 +1044,19 @@ def build_report(args, info, builds, same, rows, mem, diag, solves, command, dis
             "(solver proper plus the quality numbers, RMSE per class and BIC).  Combining the factors alone: "
             f"{solves['prep_s']:.1f} s.  "
             + (
-                "`lassolars` does not use that triangle: its first call forms the Gram matrix A^T A from the class "
-                "factors (BLAS-3, about M^3/3 flops for the force class, the few meaningful rows of the energy and "
-                f"stress factors; {la['compact_gram_s']:.2f} s alone) and runs the path on it; "
+                (
+                    "`lassolars` does not use that triangle: its first call forms, from the class factors, only the "
+                    "rows of the Gram matrix A^T A that the path needs, in batches (BLAS-3 products on the force "
+                    "triangle, the few meaningful rows of the energy and stress factors; "
+                    f"{la['gram_rows_formed']} of {solves['M']} rows in {la['gram_row_batches']} batches here; the "
+                    f"whole matrix, formed only past 20 % of the rows, took {la['compact_gram_s']:.2f} s alone); "
+                    if la.get("gram_rows_formed") is not None
+                    else "`lassolars` does not use that triangle: its first call forms the Gram matrix A^T A from "
+                    "the class factors (BLAS-3, about M^3/3 flops for the force class, the few meaningful rows of the "
+                    f"energy and stress factors; {la['compact_gram_s']:.2f} s alone) and runs the path on it; "
+                )
                 + (
-                    "the Gram matrix is kept with the system, so a prepared call (the system of the alpha scan) "
+                    "the Gram rows are kept with the system, so a prepared call (the system of the alpha scan) "
                     "runs the path only.  "
                     if "sklearn_pre_s" in la
                     else "its fresh and prepared calls did the same work (no Gram cache then).  "
@@ -1056,8 +1067,8 @@ def build_report(args, info, builds, same, rows, mem, diag, solves, command, dis
             + (
                 "LASSO is compared like for like twice: each call right after a system load (compact: a newly "
                 "loaded system; LassoLars: called after loading a system too, so both start from the same memory "
-                "state), and repeated calls in one process (compact: the cached Gram matrix dropped before each "
-                "call, so every call forms it again; LassoLars: its repeated calls).  "
+                "state), and repeated calls in one process (compact: the cached Gram rows dropped before each "
+                "call, so every call forms them again; LassoLars: its repeated calls).  "
                 if "reformed_s" in la
                 else ""
             )
@@ -1098,13 +1109,13 @@ def build_report(args, info, builds, same, rows, mem, diag, solves, command, dis
                 f"{la['sklearn_after_load_s']:.2f} | {la['sklearn_after_load_s'] / la['cold_s']:.2f} | - | {agree} |"
             )
             L.append(
-                f"| LASSO, alpha = {la['alpha']:.4g}, repeated calls in one process | `lassolars` (Gram matrix "
+                f"| LASSO, alpha = {la['alpha']:.4g}, repeated calls in one process | `lassolars` (Gram rows "
                 f"dropped before each call) | {la['reformed_s']:.2f} | - | sklearn `LassoLars` | "
                 f"{la['sklearn_s']:.2f} | {la['sklearn_s'] / la['reformed_s']:.2f} | - | same x as the fresh call to "
                 f"{la['x_reldiff_reformed']:.1e} |"
             )
             L.append(
-                f"| LASSO, alpha = {la['alpha']:.4g}, Gram matrix kept (alpha scan) | `lassolars` (prepared) | - | "
+                f"| LASSO, alpha = {la['alpha']:.4g}, Gram rows kept (alpha scan) | `lassolars` (prepared) | - | "
                 f"{la['warm_s']:.2f} | sklearn `LassoLars` | {la['sklearn_s']:.2f} | - | "
                 f"{la['sklearn_s'] / la['warm_s']:.2f} | same x |"
             )
@@ -1224,10 +1235,10 @@ def build_report(args, info, builds, same, rows, mem, diag, solves, command, dis
                 (
                     "compact LASSO at least 10x faster than LassoLars on the dense A",
                     min(r_load, r_warm) >= 10.0,
-                    f"{r_warm:.2f}x with both solving repeatedly in one process (`lassolars` forming its Gram matrix "
+                    f"{r_warm:.2f}x with both solving repeatedly in one process (`lassolars` forming its Gram rows "
                     f"anew each call, {la['reformed_s']:.2f} s, vs LassoLars {la['sklearn_s']:.2f} s); {r_load:.2f}x "
                     f"with each call right after a system load ({la['cold_s']:.2f} s vs "
-                    f"{la['sklearn_after_load_s']:.2f} s); {la['sklearn_s'] / la['warm_s']:.2f}x with the Gram matrix "
+                    f"{la['sklearn_after_load_s']:.2f} s); {la['sklearn_s'] / la['warm_s']:.2f}x with the Gram rows "
                     f"kept ({la['warm_s']:.2f} s), {la['sklearn_pre_s'] / la['warm_s']:.1f}x against LassoLars given "
                     f"the dense Gram matrix ({la['sklearn_pre_s']:.2f} s); coordinate-descent `lasso` (prepared): "
                     f"{la['sklearn_s'] / la['cd_warm_s']:.2f}x",
